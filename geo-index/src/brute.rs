@@ -1,0 +1,82 @@
+//! The reference: a scan of every entry. Slow and obviously right, it is what the other index
+//! kinds are tested and benchmarked against.
+
+use crate::slots::Slots;
+use crate::{BoundingBox, EntryId, LatLng, Neighbour, Query, SpatialIndex};
+
+/// An "index" that scans every entry for each query, then sorts.
+///
+/// ```
+/// use geo_index::{BruteForce, LatLng, Query, SpatialIndex};
+/// let mut index = BruteForce::default();
+/// index.insert(1, LatLng::new(48.8566, 2.3522)?);
+/// index.insert(2, LatLng::new(51.5074, -0.1278)?);
+/// let found: Vec<u32> = index
+///     .search(Query::within(LatLng::new(48.85, 2.35)?, 400_000.0)?)
+///     .map(|n| n.id)
+///     .collect();
+/// assert_eq!(found, [1, 2]);
+/// # Ok::<(), geo_index::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct BruteForce {
+    slots: Slots,
+}
+
+impl SpatialIndex for BruteForce {
+    fn build(entries: Vec<(EntryId, LatLng)>) -> Self {
+        Self {
+            slots: Slots::from_entries(&entries),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn get(&self, id: EntryId) -> Option<LatLng> {
+        self.slots.get(id)
+    }
+
+    fn insert(&mut self, id: EntryId, position: LatLng) -> Option<LatLng> {
+        self.slots.set(id, position)
+    }
+
+    fn remove(&mut self, id: EntryId) -> Option<LatLng> {
+        self.slots.take(id)
+    }
+
+    fn search<'a>(&'a self, query: Query<'a>) -> impl Iterator<Item = Neighbour> + 'a {
+        let origin = crate::latlng::Origin::new(query.centre);
+        let mut found: Vec<Neighbour> = self
+            .slots
+            .iter()
+            .filter_map(|(id, position)| {
+                let distance_m = origin.distance_m(position);
+                (query.admits(distance_m, id) && query.accepts(id)).then_some(Neighbour {
+                    id,
+                    position,
+                    distance_m,
+                })
+            })
+            .collect();
+        found.sort_unstable_by(|a, b| {
+            a.distance_m
+                .total_cmp(&b.distance_m)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        found.into_iter()
+    }
+
+    fn in_bbox(&self, bbox: &BoundingBox) -> Vec<EntryId> {
+        self.slots
+            .iter()
+            .filter(|(_, p)| bbox.contains(*p))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.slots.heap_bytes()
+    }
+}

@@ -1,0 +1,212 @@
+//! Checked coordinates and the one Earth model used everywhere.
+
+use crate::Error;
+use std::fmt;
+
+/// Mean Earth radius in metres (IUGG), the radius of the sphere every distance in Nearby is
+/// measured on.
+///
+/// ```
+/// assert_eq!(geo_index::EARTH_RADIUS_M, 6_371_008.8);
+/// ```
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Half the circumference of the Earth sphere: no two points are further apart than this.
+///
+/// ```
+/// use geo_index::{LatLng, HALF_CIRCUMFERENCE_M};
+/// let north = LatLng::new(90.0, 0.0)?;
+/// let south = LatLng::new(-90.0, 0.0)?;
+/// assert!((north.distance_m(south) - HALF_CIRCUMFERENCE_M).abs() < 1e-6);
+/// # Ok::<(), geo_index::Error>(())
+/// ```
+pub const HALF_CIRCUMFERENCE_M: f64 = std::f64::consts::PI * EARTH_RADIUS_M;
+
+/// A point on the sphere, in degrees (WGS 84 latitude and longitude read as spherical
+/// coordinates).
+///
+/// A `LatLng` cannot hold NaN, infinities or out-of-range values: latitude is in [-90, 90] and
+/// longitude in [-180, 180]. Note the order: latitude first, as in `h3o` and `s2`; `geohash`
+/// and PostGIS take longitude first.
+///
+/// ```
+/// use geo_index::LatLng;
+/// let paris = LatLng::new(48.8566, 2.3522)?;
+/// assert_eq!(paris.lat(), 48.8566);
+/// assert!(LatLng::new(91.0, 0.0).is_err());
+/// assert!(LatLng::new(0.0, f64::NAN).is_err());
+/// # Ok::<(), geo_index::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+pub struct LatLng {
+    pub(crate) lat: f64,
+    pub(crate) lng: f64,
+}
+
+impl LatLng {
+    /// Validates and builds a coordinate from degrees.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLatitude`] or [`Error::InvalidLongitude`] for NaN, infinite or out of
+    /// range values.
+    ///
+    /// ```
+    /// use geo_index::{Error, LatLng};
+    /// assert_eq!(LatLng::new(0.0, 180.5).unwrap_err(), Error::InvalidLongitude(180.5));
+    /// ```
+    pub fn new(lat: f64, lng: f64) -> Result<Self, Error> {
+        if !(-90.0..=90.0).contains(&lat) {
+            return Err(Error::InvalidLatitude(lat));
+        }
+        if !(-180.0..=180.0).contains(&lng) {
+            return Err(Error::InvalidLongitude(lng));
+        }
+        // `-0.0` and `0.0` compare equal but hash and print differently; fold them.
+        Ok(Self {
+            lat: lat + 0.0,
+            lng: lng + 0.0,
+        })
+    }
+
+    /// Latitude in degrees, in [-90, 90].
+    ///
+    /// ```
+    /// # use geo_index::LatLng;
+    /// assert_eq!(LatLng::new(-33.9, 18.4)?.lat(), -33.9);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    #[inline]
+    pub fn lat(self) -> f64 {
+        self.lat
+    }
+
+    /// Longitude in degrees, in [-180, 180].
+    ///
+    /// ```
+    /// # use geo_index::LatLng;
+    /// assert_eq!(LatLng::new(-33.9, 18.4)?.lng(), 18.4);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    #[inline]
+    pub fn lng(self) -> f64 {
+        self.lng
+    }
+
+    /// Great-circle distance in metres on the sphere of radius [`EARTH_RADIUS_M`] (haversine).
+    ///
+    /// Every index computes distances with exactly this arithmetic, so results and their order
+    /// match a brute-force scan bit for bit.
+    ///
+    /// ```
+    /// # use geo_index::LatLng;
+    /// let a = LatLng::new(0.0, 179.9)?;
+    /// let b = LatLng::new(0.0, -179.9)?;
+    /// // Across the antimeridian: 0.2 degrees of longitude on the equator.
+    /// assert!((a.distance_m(b) - 22_238.985).abs() < 0.01);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    #[inline]
+    pub fn distance_m(self, other: LatLng) -> f64 {
+        Origin::new(self).distance_m(other)
+    }
+}
+
+impl fmt::Debug for LatLng {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LatLng({}, {})", self.lat, self.lng)
+    }
+}
+
+impl fmt::Display for LatLng {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{},{}", self.lat, self.lng)
+    }
+}
+
+/// A query centre with its trigonometry computed once, so that measuring many points from it
+/// costs one `sin`, one `cos`, one `sqrt` and one `asin` each.
+///
+/// [`LatLng::distance_m`] is defined through this type, which keeps every distance in the crate
+/// bit-identical.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Origin {
+    pub(crate) point: LatLng,
+    pub(crate) lat_rad: f64,
+    pub(crate) lng_rad: f64,
+    pub(crate) cos_lat: f64,
+}
+
+impl Origin {
+    #[inline]
+    pub(crate) fn new(point: LatLng) -> Self {
+        let lat_rad = point.lat.to_radians();
+        Self {
+            point,
+            lat_rad,
+            lng_rad: point.lng.to_radians(),
+            cos_lat: lat_rad.cos(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn distance_m(&self, other: LatLng) -> f64 {
+        let other_lat = other.lat.to_radians();
+        let half_dlat = (other_lat - self.lat_rad) * 0.5;
+        let half_dlng = (other.lng.to_radians() - self.lng_rad) * 0.5;
+        let sin_lat = half_dlat.sin();
+        let sin_lng = half_dlng.sin();
+        let h = sin_lat * sin_lat + self.cos_lat * other_lat.cos() * sin_lng * sin_lng;
+        2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_non_finite_and_out_of_range() {
+        for (lat, lng) in [
+            (f64::NAN, 0.0),
+            (0.0, f64::NAN),
+            (f64::INFINITY, 0.0),
+            (0.0, f64::NEG_INFINITY),
+            (90.000_001, 0.0),
+            (-90.000_001, 0.0),
+            (0.0, 180.000_001),
+            (0.0, -180.000_001),
+        ] {
+            assert!(LatLng::new(lat, lng).is_err(), "{lat},{lng}");
+        }
+        for (lat, lng) in [(90.0, 180.0), (-90.0, -180.0), (0.0, 0.0)] {
+            assert!(LatLng::new(lat, lng).is_ok());
+        }
+    }
+
+    #[test]
+    fn negative_zero_is_folded() {
+        let p = LatLng::new(-0.0, -0.0).unwrap();
+        assert!(p.lat().is_sign_positive() && p.lng().is_sign_positive());
+    }
+
+    #[test]
+    fn known_distances() {
+        // One degree of arc on the equator and along a meridian.
+        let one_degree = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
+        let a = LatLng::new(0.0, 0.0).unwrap();
+        assert!((a.distance_m(LatLng::new(0.0, 1.0).unwrap()) - one_degree).abs() < 1e-6);
+        assert!((a.distance_m(LatLng::new(1.0, 0.0).unwrap()) - one_degree).abs() < 1e-6);
+        // Antipodes are half a circumference apart.
+        let b = LatLng::new(0.0, 180.0).unwrap();
+        assert!((a.distance_m(b) - HALF_CIRCUMFERENCE_M).abs() < 1e-3);
+        // Paris to London, a classic: about 343.5 km on this sphere.
+        let paris = LatLng::new(48.8566, 2.3522).unwrap();
+        let london = LatLng::new(51.5074, -0.1278).unwrap();
+        let d = paris.distance_m(london);
+        assert!((343_000.0..344_000.0).contains(&d), "{d}");
+        // The two poles meet every meridian.
+        let pole1 = LatLng::new(90.0, -180.0).unwrap();
+        let pole2 = LatLng::new(90.0, 45.0).unwrap();
+        assert!(pole1.distance_m(pole2) < 1e-6);
+    }
+}

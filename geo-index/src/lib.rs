@@ -1,0 +1,245 @@
+//! In-memory geospatial indexes answering *what is near this point?* on a sphere.
+//!
+//! Every index kind implements [`SpatialIndex`]: insert, remove and move entries by id in
+//! O(log n), bulk build, and radius queries that return entries **nearest first, lazily**,
+//! resumable after a [`Keyset`] and filtered during the traversal.
+//!
+//! One Earth model everywhere: a sphere of radius [`EARTH_RADIUS_M`] = 6,371,008.8 m, with
+//! great-circle distances by the haversine formula ([`LatLng::distance_m`]).
+//!
+//! ```
+//! use geo_index::{GeohashIndex, LatLng, Query, SpatialIndex};
+//!
+//! let index = GeohashIndex::build(vec![
+//!     (1, LatLng::new(48.8584, 2.2945)?),  // Eiffel Tower
+//!     (2, LatLng::new(48.8606, 2.3376)?),  // Louvre
+//!     (3, LatLng::new(51.5007, -0.1246)?), // Big Ben
+//! ]);
+//! let nearest: Vec<u32> = index
+//!     .nearest(LatLng::new(48.8566, 2.3522)?, 2, 10_000.0)?
+//!     .iter()
+//!     .map(|n| n.id)
+//!     .collect();
+//! assert_eq!(nearest, [2, 1]);
+//! # Ok::<(), geo_index::Error>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - [`latlng`](LatLng): the checked coordinate type and the haversine distance; every other
+//!   module measures through it, so distances are bit-identical across index kinds.
+//! - `bbox`: [`BoundingBox`], boxes that may cross the antimeridian, and the bounding box of a
+//!   circle on the sphere (exact for caps that contain a pole).
+//! - `query`: [`Query`], [`Keyset`] and [`Neighbour`]: what a search asks and answers.
+//! - `search`: the best-first traversal all index kinds share; an index kind only says how to
+//!   open one of its cells.
+//! - `slots`: the dense id to position table each index keeps.
+//! - `brute`: [`BruteForce`], the reference every index kind is tested against.
+//! - `geohash_index`: [`GeohashIndex`], 64-bit interleaved cells in a B-tree.
+//! - `quadtree`: [`QuadTree`], adaptive, splitting and merging as entries come and go.
+//! - `s2_index`: [`S2Index`], S2 cell ids covered with `RegionCoverer` over a cap.
+//! - `h3_index`: [`H3Index`], H3 cells gathered with `grid_disk`, filtered exactly.
+
+mod bbox;
+mod brute;
+mod error;
+mod latlng;
+mod query;
+mod search;
+mod slots;
+
+pub use bbox::BoundingBox;
+pub use brute::BruteForce;
+pub use error::Error;
+pub use latlng::{EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, LatLng};
+pub use query::{Keyset, Neighbour, Query};
+
+/// An entry's id. Ids index a dense table, so memory grows with the largest id: allocate them
+/// densely (the service keeps a free list).
+pub type EntryId = u32;
+
+/// The operations every index kind offers.
+///
+/// ```
+/// use geo_index::{BruteForce, LatLng, SpatialIndex};
+/// fn nearest_id(index: &impl SpatialIndex, at: LatLng) -> Option<u32> {
+///     index.nearest(at, 1, 1_000.0).ok()?.first().map(|n| n.id)
+/// }
+/// let index = BruteForce::build(vec![(9, LatLng::new(0.0, 0.0)?)]);
+/// assert_eq!(nearest_id(&index, LatLng::new(0.0, 0.001)?), Some(9));
+/// # Ok::<(), geo_index::Error>(())
+/// ```
+pub trait SpatialIndex {
+    /// Builds an index from entries in one go (much faster than inserting one by one). A
+    /// repeated id keeps its last position.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex};
+    /// let p = LatLng::new(0.0, 0.0)?;
+    /// assert_eq!(BruteForce::build(vec![(1, p), (1, p)]).len(), 1);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn build(entries: Vec<(EntryId, LatLng)>) -> Self
+    where
+        Self: Sized;
+
+    /// Number of entries.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, SpatialIndex};
+    /// assert_eq!(BruteForce::default().len(), 0);
+    /// ```
+    fn len(&self) -> usize;
+
+    /// True when the index holds no entry.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, SpatialIndex};
+    /// assert!(BruteForce::default().is_empty());
+    /// ```
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where entry `id` is.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex};
+    /// let mut index = BruteForce::default();
+    /// index.insert(3, LatLng::new(1.0, 2.0)?);
+    /// assert_eq!(index.get(3), Some(LatLng::new(1.0, 2.0)?));
+    /// assert_eq!(index.get(4), None);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn get(&self, id: EntryId) -> Option<LatLng>;
+
+    /// Inserts entry `id` at `position`, or moves it there if it exists; returns its previous
+    /// position. O(log n).
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex};
+    /// let mut index = BruteForce::default();
+    /// let a = LatLng::new(1.0, 2.0)?;
+    /// assert_eq!(index.insert(3, a), None);
+    /// assert_eq!(index.insert(3, LatLng::new(5.0, 6.0)?), Some(a));
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn insert(&mut self, id: EntryId, position: LatLng) -> Option<LatLng>;
+
+    /// Removes entry `id`, returning its position. O(log n).
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex};
+    /// let mut index = BruteForce::default();
+    /// index.insert(3, LatLng::new(1.0, 2.0)?);
+    /// assert!(index.remove(3).is_some());
+    /// assert!(index.remove(3).is_none());
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn remove(&mut self, id: EntryId) -> Option<LatLng>;
+
+    /// Moves an existing entry; does nothing and returns `None` when `id` is absent.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex};
+    /// let mut index = BruteForce::default();
+    /// assert_eq!(index.move_to(3, LatLng::new(1.0, 2.0)?), None);
+    /// assert!(index.is_empty());
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn move_to(&mut self, id: EntryId, position: LatLng) -> Option<LatLng> {
+        self.get(id)?;
+        self.insert(id, position)
+    }
+
+    /// Runs `query`: entries within its radius, nearest first, ties by id, lazily.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, Query, SpatialIndex};
+    /// let index = BruteForce::build(vec![
+    ///     (1, LatLng::new(0.0, 0.002)?),
+    ///     (2, LatLng::new(0.0, 0.001)?),
+    /// ]);
+    /// let page: Vec<_> = index.search(Query::within(LatLng::new(0.0, 0.0)?, 500.0)?).collect();
+    /// assert_eq!(page.iter().map(|n| n.id).collect::<Vec<_>>(), [2, 1]);
+    /// let rest: Vec<_> = index
+    ///     .search(Query::within(LatLng::new(0.0, 0.0)?, 500.0)?.after(page[0].keyset()))
+    ///     .collect();
+    /// assert_eq!(rest.len(), 1);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn search<'a>(&'a self, query: Query<'a>) -> impl Iterator<Item = Neighbour> + 'a;
+
+    /// Entries within `radius_m` of `centre`, nearest first, lazily.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRadius`].
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex};
+    /// let index = BruteForce::build(vec![(1, LatLng::new(0.0, 0.0)?)]);
+    /// assert_eq!(index.within(LatLng::new(0.0, 0.0)?, 1.0)?.count(), 1);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn within(
+        &self,
+        centre: LatLng,
+        radius_m: f64,
+    ) -> Result<impl Iterator<Item = Neighbour> + '_, Error> {
+        Ok(self.search(Query::within(centre, radius_m)?))
+    }
+
+    /// The `k` entries nearest to `centre` no further than `max_radius_m`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRadius`].
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex};
+    /// let index = BruteForce::build(vec![(1, LatLng::new(0.0, 0.0)?), (2, LatLng::new(0.0, 1.0)?)]);
+    /// assert_eq!(index.nearest(LatLng::new(0.0, 0.1)?, 5, 50_000.0)?.len(), 1);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn nearest(
+        &self,
+        centre: LatLng,
+        k: usize,
+        max_radius_m: f64,
+    ) -> Result<Vec<Neighbour>, Error> {
+        Ok(self.within(centre, max_radius_m)?.take(k).collect())
+    }
+
+    /// How many entries lie within `radius_m` of `centre`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRadius`].
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex};
+    /// let index = BruteForce::build(vec![(1, LatLng::new(0.0, 0.0)?), (2, LatLng::new(0.0, 1.0)?)]);
+    /// assert_eq!(index.count_within(LatLng::new(0.0, 0.5)?, 60_000.0)?, 2);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn count_within(&self, centre: LatLng, radius_m: f64) -> Result<usize, Error> {
+        Ok(self.within(centre, radius_m)?.count())
+    }
+
+    /// Ids of the entries inside `bbox` (edges included), in no particular order.
+    ///
+    /// ```
+    /// # use geo_index::{BoundingBox, BruteForce, LatLng, SpatialIndex};
+    /// let index = BruteForce::build(vec![(1, LatLng::new(0.0, 179.5)?), (2, LatLng::new(0.0, 0.0)?)]);
+    /// let bbox = BoundingBox::new(-1.0, 179.0, 1.0, -179.0)?;
+    /// assert_eq!(index.in_bbox(&bbox), [1]);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn in_bbox(&self, bbox: &BoundingBox) -> Vec<EntryId>;
+
+    /// Bytes of heap memory the index holds (capacity, not just length), for benchmarks.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, SpatialIndex};
+    /// assert_eq!(BruteForce::default().heap_bytes(), 0);
+    /// ```
+    fn heap_bytes(&self) -> usize;
+}
