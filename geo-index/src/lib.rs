@@ -43,16 +43,24 @@
 mod bbox;
 mod brute;
 mod error;
+mod geohash_index;
+mod h3_index;
 mod latlng;
+mod quadtree;
 mod query;
+mod s2_index;
 mod search;
 mod slots;
 
 pub use bbox::BoundingBox;
 pub use brute::BruteForce;
 pub use error::Error;
+pub use geohash_index::GeohashIndex;
+pub use h3_index::H3Index;
 pub use latlng::{EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, LatLng};
+pub use quadtree::QuadTree;
 pub use query::{Keyset, Neighbour, Query};
+pub use s2_index::S2Index;
 
 /// An entry's id. Ids index a dense table, so memory grows with the largest id: allocate them
 /// densely (the service keeps a free list).
