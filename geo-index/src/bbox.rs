@@ -180,7 +180,7 @@ impl BoundingBox {
             };
         }
         let ratio = delta.to_radians().sin() / centre.lat().to_radians().cos();
-        if !(ratio < 1.0) {
+        if ratio >= 1.0 {
             return BoundingBox {
                 south,
                 west: -180.0,

@@ -55,7 +55,7 @@ mod slots;
 pub use bbox::BoundingBox;
 pub use brute::BruteForce;
 pub use error::Error;
-pub use geohash_index::GeohashIndex;
+pub use geohash_index::{GeohashIndex, geohash, geohash_key};
 pub use h3_index::H3Index;
 pub use latlng::{EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, LatLng};
 pub use quadtree::QuadTree;

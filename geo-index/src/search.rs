@@ -99,6 +99,7 @@ impl<'q, C> Frontier<'q, C> {
         &self.origin
     }
 
+    #[allow(dead_code)] // for index kinds that read the query while expanding
     pub(crate) fn query(&self) -> &Query<'q> {
         &self.query
     }
@@ -185,6 +186,7 @@ pub(crate) struct Rect {
     pub(crate) east: f64,
 }
 
+#[allow(dead_code)] // the quadtree's root and splits
 impl Rect {
     pub(crate) const WORLD: Rect = Rect {
         south: -90.0,

@@ -126,10 +126,13 @@ fn check_queries<I: SpatialIndex>(
     prop_assert_eq!(ids(&nearest), ids(&expected[..page.min(expected.len())]));
 
     // A filter applied during the traversal.
-    let every_third = |id: EntryId| id % 3 == 0;
+    let every_third = |id: EntryId| id.is_multiple_of(3);
     let filtered: Vec<Neighbour> = index.search(query.filter(&every_third)).collect();
-    let expected_filtered: Vec<Neighbour> =
-        expected.iter().copied().filter(|n| n.id % 3 == 0).collect();
+    let expected_filtered: Vec<Neighbour> = expected
+        .iter()
+        .copied()
+        .filter(|n| n.id.is_multiple_of(3))
+        .collect();
     prop_assert_eq!(ids(&filtered), ids(&expected_filtered), "filtered");
 
     prop_assert_eq!(
@@ -220,6 +223,33 @@ macro_rules! against_brute_force {
                     let reference = BruteForce::build(entries);
                     check_bbox(&index, &reference, &bbox)?;
                 }
+            }
+
+            /// Nearest first *lazily*: taking 5 answers out of 40,000 inside the radius
+            /// must measure a small neighbourhood, not every match. The filter runs once
+            /// per measured point inside the radius, so it counts them.
+            #[test]
+            fn first_answers_come_without_measuring_every_match() {
+                let entries: Vec<(EntryId, LatLng)> = (0..40_000u32)
+                    .map(|i| {
+                        let lat = 48.0 + f64::from(i / 200) * 0.0005;
+                        let lng = 2.0 + f64::from(i % 200) * 0.0005;
+                        (i, LatLng::new(lat, lng).expect("valid"))
+                    })
+                    .collect();
+                let index = <$index>::build(entries.clone());
+                let reference = BruteForce::build(entries);
+                let measured = std::cell::Cell::new(0usize);
+                let count = |_: EntryId| {
+                    measured.set(measured.get() + 1);
+                    true
+                };
+                let centre = LatLng::new(48.05, 2.05).expect("valid");
+                let query = Query::within(centre, 50_000.0).expect("valid");
+                let got: Vec<Neighbour> = index.search(query.filter(&count)).take(5).collect();
+                let expected: Vec<Neighbour> = reference.search(query).take(5).collect();
+                assert_eq!(ids(&got), ids(&expected));
+                assert!(measured.get() < 2_000, "measured {} points for 5 answers", measured.get());
             }
 
             #[test]
