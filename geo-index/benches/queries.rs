@@ -76,12 +76,22 @@ fn run(c: &mut Criterion, distribution: Distribution, n: usize) {
     let centres = common::centres(&entries, CENTRES);
     let label = format!("{}/{n}", distribution.name());
     let baseline = RStarBaseline::build(&entries);
-    bench_baseline(c, &label, &centres, &baseline);
-    bench_kind::<GeohashIndex>(c, &label, "geohash", &entries, &centres, &baseline);
-    bench_kind::<QuadTree>(c, &label, "quadtree", &entries, &centres, &baseline);
-    bench_kind::<S2Index>(c, &label, "s2", &entries, &centres, &baseline);
-    bench_kind::<H3Index>(c, &label, "h3", &entries, &centres, &baseline);
-    if n <= 100_000 {
+    if common::kind_enabled("rstar") {
+        bench_baseline(c, &label, &centres, &baseline);
+    }
+    if common::kind_enabled("geohash") {
+        bench_kind::<GeohashIndex>(c, &label, "geohash", &entries, &centres, &baseline);
+    }
+    if common::kind_enabled("quadtree") {
+        bench_kind::<QuadTree>(c, &label, "quadtree", &entries, &centres, &baseline);
+    }
+    if common::kind_enabled("s2") {
+        bench_kind::<S2Index>(c, &label, "s2", &entries, &centres, &baseline);
+    }
+    if common::kind_enabled("h3") {
+        bench_kind::<H3Index>(c, &label, "h3", &entries, &centres, &baseline);
+    }
+    if n <= 100_000 && common::kind_enabled("brute_force") {
         bench_kind::<BruteForce>(c, &label, "brute_force", &entries, &centres, &baseline);
     }
 }
@@ -90,7 +100,9 @@ fn queries(c: &mut Criterion) {
     for n in common::sizes() {
         run(c, Distribution::Clustered, n);
     }
-    run(c, Distribution::Uniform, 1_000_000);
+    if std::env::var("NEARBY_BENCH_UNIFORM").as_deref() != Ok("0") {
+        run(c, Distribution::Uniform, 1_000_000);
+    }
 }
 
 criterion_group! {

@@ -197,13 +197,22 @@ fn measure_rstar(entries: &[(EntryId, LatLng)], centres: &[LatLng]) -> Row {
 fn report(distribution: Distribution, n: usize) {
     let entries = common::entries(distribution, n);
     let centres = common::centres(&entries, 4096);
-    let rows = [
-        measure_rstar(&entries, &centres),
-        measure::<GeohashIndex>("geohash", &entries, &centres),
-        measure::<QuadTree>("quadtree", &entries, &centres),
-        measure::<S2Index>("s2", &entries, &centres),
-        measure::<H3Index>("h3", &entries, &centres),
-    ];
+    let mut rows = Vec::new();
+    if common::kind_enabled("rstar") {
+        rows.push(measure_rstar(&entries, &centres));
+    }
+    if common::kind_enabled("geohash") {
+        rows.push(measure::<GeohashIndex>("geohash", &entries, &centres));
+    }
+    if common::kind_enabled("quadtree") {
+        rows.push(measure::<QuadTree>("quadtree", &entries, &centres));
+    }
+    if common::kind_enabled("s2") {
+        rows.push(measure::<S2Index>("s2", &entries, &centres));
+    }
+    if common::kind_enabled("h3") {
+        rows.push(measure::<H3Index>("h3", &entries, &centres));
+    }
     println!("\n### {} points, {}\n", n, distribution.name());
     println!(
         "| index | build (s) | bytes/point | insert µs | remove µs | move µs | count 5 km µs (p50) |"
@@ -243,5 +252,7 @@ fn main() {
     for n in common::sizes() {
         report(Distribution::Clustered, n);
     }
-    report(Distribution::Uniform, 1_000_000);
+    if std::env::var("NEARBY_BENCH_UNIFORM").as_deref() != Ok("0") {
+        report(Distribution::Uniform, 1_000_000);
+    }
 }

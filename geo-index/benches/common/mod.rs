@@ -42,7 +42,7 @@ pub fn entries(distribution: Distribution, n: usize) -> Vec<(EntryId, LatLng)> {
             Box::new(
                 generator
                     .points(n)
-                    .map(|(lat, lon, _)| (lat, lon))
+                    .map(|p| (p.latitude, p.longitude))
                     .collect::<Vec<_>>()
                     .into_iter(),
             )
@@ -159,4 +159,12 @@ pub fn assert_same_answers(
             "answers differ at {centre:?} r={radius_m}: {ours:?} vs {theirs:?}"
         );
     }
+}
+
+/// Whether index kind `name` is benchmarked: all unless `NEARBY_BENCH_KINDS` (comma-separated,
+/// e.g. `geohash,rstar`) says otherwise.
+pub fn kind_enabled(name: &str) -> bool {
+    std::env::var("NEARBY_BENCH_KINDS")
+        .map(|kinds| kinds.split(',').any(|k| k.trim() == name))
+        .unwrap_or(true)
 }

@@ -1,0 +1,85 @@
+//! The HTTP API: [`app`] builds the router, one module per concern.
+//!
+//! - `search`: `GET /v1/search/nearby`.
+//! - `businesses`: business create, read, replace, delete.
+//! - `health`: `/healthz`, `/readyz`, `/metrics`.
+//! - `openapi`: `/openapi.json`, generated from the handlers' annotations.
+//! - `auth`: the bearer-token extractor.
+//! - `error`: [`ApiError`], the JSON error body every failure uses.
+
+mod auth;
+mod businesses;
+mod error;
+mod health;
+mod openapi;
+mod search;
+
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use openapi::ApiDoc;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::time::Instant;
+
+/// The whole HTTP API over `state`.
+///
+/// ```
+/// use nearby_services::{api, auth::Secret, state::AppState, store::Store};
+/// let state = AppState::new(Store::memory(), Secret::new(vec![1; 32])?, Default::default());
+/// let _router = api::app(state);
+/// # Ok::<(), nearby_services::auth::SecretError>(())
+/// ```
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/search/nearby", get(search::nearby))
+        .route("/v1/businesses", post(businesses::create))
+        .route(
+            "/v1/businesses/{id}",
+            get(businesses::read)
+                .put(businesses::replace)
+                .delete(businesses::delete),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::spec))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.limits().body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+/// Per request: the time limit, the metrics, and one debug log line.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response =
+        match tokio::time::timeout(state.limits().request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::timeout().into_response(),
+        };
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics()
+        .observe_request(&route, &method, status, elapsed.as_secs_f64());
+    tracing::debug!(%method, %route, status, elapsed_us = elapsed.as_micros() as u64, "request");
+    response
+}

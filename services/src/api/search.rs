@@ -1,0 +1,310 @@
+//! `GET /v1/search/nearby`: businesses within a radius, nearest first, keyset-paged.
+
+use super::ApiError;
+use crate::business::{Category, position};
+use crate::catalog::{SearchPage, SearchRequest};
+use crate::cursor::{Cursor, fingerprint};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+/// Default radius, metres.
+pub const DEFAULT_RADIUS_M: f64 = 5_000.0;
+/// Largest radius, metres.
+pub const MAX_RADIUS_M: f64 = 50_000.0;
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 20;
+/// Largest page size.
+pub const MAX_LIMIT: usize = 100;
+
+/// The search's query parameters (for the OpenAPI description; parsing is by hand so each
+/// bad value gets its own message).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SearchParams {
+    /// Latitude of the centre, degrees in [-90, 90].
+    latitude: f64,
+    /// Longitude of the centre, degrees in [-180, 180].
+    longitude: f64,
+    /// Radius in metres, in (0, 50000]; default 5000.
+    radius: Option<f64>,
+    /// Page size, 1 to 100; default 20.
+    limit: Option<u32>,
+    /// `next_cursor` from the previous page of the same search.
+    cursor: Option<String>,
+    /// Only businesses of this category.
+    category: Option<String>,
+}
+
+/// One result.
+#[derive(Serialize, ToSchema)]
+pub struct SearchHit {
+    /// Business id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Latitude, degrees.
+    pub latitude: f64,
+    /// Longitude, degrees.
+    pub longitude: f64,
+    /// Category, if any.
+    pub category: Option<String>,
+    /// Great-circle distance from the centre in metres (sphere of radius 6,371,008.8 m).
+    pub distance_m: f64,
+}
+
+/// A page of results.
+#[derive(Serialize, ToSchema)]
+pub struct SearchResponse {
+    /// Nearest first, ties by id.
+    pub businesses: Vec<SearchHit>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Businesses within `radius` metres of the centre, nearest first (ties by id), one page at
+/// a time. With `Accept: application/geo+json` the page is a GeoJSON FeatureCollection.
+#[utoipa::path(get, path = "/v1/search/nearby", tag = "places", params(SearchParams),
+    responses(
+        (status = 200, description = "a page of results (GeoJSON FeatureCollection with Accept: application/geo+json)",
+            content((SearchResponse = "application/json"), (serde_json::Value = "application/geo+json"))),
+        (status = 400, description = "a parameter is missing or invalid", body = super::ErrorBody),
+        (status = 503, description = "the index is still loading", body = super::ErrorBody)))]
+pub async fn nearby(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref().unwrap_or(""))?;
+    let latitude = params
+        .number("latitude")?
+        .ok_or_else(|| required("latitude"))?;
+    let longitude = params
+        .number("longitude")?
+        .ok_or_else(|| required("longitude"))?;
+    let centre = position(latitude, longitude)?;
+    let radius_m = params.number("radius")?.unwrap_or(DEFAULT_RADIUS_M);
+    if !(radius_m > 0.0 && radius_m <= MAX_RADIUS_M) {
+        return Err(ApiError::invalid(
+            "radius",
+            format!("must be in metres, greater than 0 and at most {MAX_RADIUS_M}"),
+        ));
+    }
+    let limit = match params.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::invalid("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))
+            })?,
+    };
+    let category = params.get("category").map(Category::new).transpose()?;
+    let print = fingerprint(
+        latitude,
+        longitude,
+        radius_m,
+        category.as_ref().map(Category::as_str),
+    );
+    let after = match params.get("cursor") {
+        None => None,
+        Some(text) => {
+            let cursor = Cursor::decode(text).ok_or_else(|| {
+                ApiError::invalid("cursor", "is not a cursor this service issued")
+            })?;
+            if cursor.fingerprint != print {
+                return Err(ApiError::invalid(
+                    "cursor",
+                    "belongs to a different search: keep latitude, longitude, radius and category unchanged while paging",
+                ));
+            }
+            Some((cursor.distance_m, cursor.id))
+        }
+    };
+    if !state.is_ready() {
+        return Err(ApiError::unavailable("the index is still loading"));
+    }
+    let request = SearchRequest {
+        centre,
+        radius_m,
+        limit,
+        after,
+        category,
+    };
+    let page = state.catalog().search(&request);
+    let wants_geojson = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/geo+json"));
+    Ok(if wants_geojson {
+        geojson(page, print).into_response()
+    } else {
+        Json(response(page, print)).into_response()
+    })
+}
+
+fn required(field: &'static str) -> ApiError {
+    ApiError::invalid(field, "is required")
+}
+
+fn next_cursor(page: &SearchPage, print: u64) -> Option<String> {
+    page.next.as_ref().map(|(distance_m, id)| {
+        Cursor {
+            distance_m: *distance_m,
+            id: id.clone(),
+            fingerprint: print,
+        }
+        .encode()
+    })
+}
+
+fn response(page: SearchPage, print: u64) -> SearchResponse {
+    let next_cursor = next_cursor(&page, print);
+    SearchResponse {
+        businesses: page
+            .hits
+            .into_iter()
+            .map(|hit| SearchHit {
+                id: hit.business.id.to_string(),
+                name: hit.business.name.as_str().to_owned(),
+                latitude: hit.business.position.lat(),
+                longitude: hit.business.position.lng(),
+                category: hit.business.category.map(|c| c.as_str().to_owned()),
+                distance_m: hit.distance_m,
+            })
+            .collect(),
+        next_cursor,
+    }
+}
+
+fn geojson(page: SearchPage, print: u64) -> impl IntoResponse {
+    let next_cursor = next_cursor(&page, print);
+    let features: Vec<serde_json::Value> = page
+        .hits
+        .iter()
+        .map(|hit| {
+            json!({
+                "type": "Feature",
+                "id": hit.business.id.as_str(),
+                "geometry": {
+                    "type": "Point",
+                    "coordinates": [hit.business.position.lng(), hit.business.position.lat()],
+                },
+                "properties": {
+                    "name": hit.business.name.as_str(),
+                    "category": hit.business.category.as_ref().map(Category::as_str),
+                    "distance_m": hit.distance_m,
+                },
+            })
+        })
+        .collect();
+    (
+        [(CONTENT_TYPE, "application/geo+json")],
+        Json(json!({
+            "type": "FeatureCollection",
+            "features": features,
+            "next_cursor": next_cursor,
+        })),
+    )
+}
+
+/// Decoded query parameters; a repeated parameter keeps its last value.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        if query.len() > 4_096 {
+            return Err(ApiError::malformed("the query string is too long"));
+        }
+        let pairs: Vec<(String, String)> = form_urlencoded_pairs(query);
+        Ok(Params(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A finite number, or `None` when the parameter is absent.
+    fn number(&self, name: &'static str) -> Result<Option<f64>, ApiError> {
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        let value: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::invalid(name, format!("must be a number, got {text:?}")))?;
+        if !value.is_finite() {
+            return Err(ApiError::invalid(name, "must be a finite number"));
+        }
+        Ok(Some(value))
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; invalid
+/// escapes are kept as they are and invalid UTF-8 is replaced, so decoding never fails and
+/// validation reports the field.
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    fn decode(part: &str) -> String {
+        let bytes = part.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_form_encoding() {
+        let pairs = form_urlencoded_pairs("a=1&b=x+y&c=%41%zz&d&e=%4");
+        assert_eq!(
+            pairs,
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("c".into(), "A%zz".into()),
+                ("d".into(), "".into()),
+                ("e".into(), "%4".into()),
+            ]
+        );
+    }
+}

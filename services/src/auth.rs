@@ -1,0 +1,320 @@
+//! Bearer tokens: HMAC-SHA256-signed claims, minted by `nearby token` and checked on every
+//! write (and every WebSocket).
+//!
+//! A token is `nearby1.<claims>.<signature>`, both parts base64url without padding; the claims
+//! are JSON `{"sub": user id, "adm": admin?, "iat": issued, "exp": expires}` in Unix seconds.
+//! The secret comes from `--secret` / `NEARBY_SECRET`; without one, `serve` and `token` share
+//! a development secret kept in a file in the user's data directory, created on first use.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const PREFIX: &str = "nearby1";
+/// Tokens longer than this are refused before any decoding.
+const MAX_TOKEN_LEN: usize = 1_024;
+/// Shortest secret accepted: 16 bytes of key material.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// Who a token speaks for.
+///
+/// ```
+/// use nearby_services::auth::Claims;
+/// let claims = Claims { sub: 7, adm: false, iat: 0, exp: u64::MAX };
+/// assert!(!claims.adm);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id.
+    pub sub: u64,
+    /// May write businesses.
+    pub adm: bool,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// Expires at, Unix seconds.
+    pub exp: u64,
+}
+
+/// Why a token was refused. Deliberately vague towards clients: the message never says which
+/// check failed beyond what the client can fix.
+///
+/// ```
+/// use nearby_services::auth::{Secret, TokenError};
+/// let secret = Secret::new(b"0123456789abcdef0123".to_vec())?;
+/// assert_eq!(secret.verify("garbage", 0), Err(TokenError::Malformed));
+/// # Ok::<(), nearby_services::auth::SecretError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not a token of this service.
+    Malformed,
+    /// The signature does not match.
+    BadSignature,
+    /// Past its expiry.
+    Expired,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenError::Malformed => "the bearer token is malformed",
+            TokenError::BadSignature => "the bearer token's signature is invalid",
+            TokenError::Expired => "the bearer token has expired",
+        })
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// A problem with the signing secret.
+///
+/// ```
+/// use nearby_services::auth::Secret;
+/// assert!(Secret::new(b"short".to_vec()).is_err());
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SecretError {
+    /// Fewer than [`MIN_SECRET_LEN`] bytes.
+    TooShort,
+    /// The development secret file could not be read or created.
+    File(PathBuf, std::io::Error),
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretError::TooShort => {
+                write!(f, "the secret must be at least {MIN_SECRET_LEN} bytes")
+            }
+            SecretError::File(path, err) => {
+                write!(f, "development secret file {}: {err}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for SecretError {}
+
+/// The signing key. Its `Debug` never shows the key.
+///
+/// ```
+/// use nearby_services::auth::Secret;
+/// let secret = Secret::new(b"a development secret".to_vec())?;
+/// assert_eq!(format!("{secret:?}"), "Secret(..)");
+/// # Ok::<(), nearby_services::auth::SecretError>(())
+/// ```
+#[derive(Clone)]
+pub struct Secret {
+    key: Vec<u8>,
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Secret {
+    /// A secret from key material.
+    ///
+    /// # Errors
+    /// [`SecretError::TooShort`].
+    ///
+    /// ```
+    /// # use nearby_services::auth::Secret;
+    /// assert!(Secret::new(vec![7; 32]).is_ok());
+    /// ```
+    pub fn new(key: Vec<u8>) -> Result<Self, SecretError> {
+        if key.len() < MIN_SECRET_LEN {
+            return Err(SecretError::TooShort);
+        }
+        Ok(Self { key })
+    }
+
+    /// The development secret at `path`, created (random, mode 0600) if missing.
+    ///
+    /// # Errors
+    /// [`SecretError::File`] when the file cannot be read or written.
+    ///
+    /// ```
+    /// # use nearby_services::auth::Secret;
+    /// let dir = std::env::temp_dir().join(format!("nearby-doc-{}", std::process::id()));
+    /// let path = dir.join("dev-secret");
+    /// let a = Secret::development(&path)?;
+    /// let b = Secret::development(&path)?;
+    /// assert_eq!(a.mint(1, false, 60, 0), b.mint(1, false, 60, 0));
+    /// # std::fs::remove_dir_all(dir).ok();
+    /// # Ok::<(), nearby_services::auth::SecretError>(())
+    /// ```
+    pub fn development(path: &Path) -> Result<Self, SecretError> {
+        let file_error = |err| SecretError::File(path.to_path_buf(), err);
+        match std::fs::read(path) {
+            Ok(key) => return Secret::new(key),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(file_error(err)),
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(file_error)?;
+        }
+        let mut key = vec![0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut key))
+            .map_err(file_error)?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(mut file) => file.write_all(hex.as_bytes()).map_err(file_error)?,
+            // Another process created it first: use theirs.
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(file_error(err)),
+        }
+        Secret::new(std::fs::read(path).map_err(file_error)?)
+    }
+
+    /// Mints a token for `user`, valid `ttl_s` seconds from `now` (Unix seconds).
+    ///
+    /// ```
+    /// # use nearby_services::auth::Secret;
+    /// let secret = Secret::new(vec![1; 32])?;
+    /// let token = secret.mint(42, true, 3_600, 1_000);
+    /// let claims = secret.verify(&token, 1_001).unwrap();
+    /// assert_eq!((claims.sub, claims.adm, claims.exp), (42, true, 4_600));
+    /// # Ok::<(), nearby_services::auth::SecretError>(())
+    /// ```
+    pub fn mint(&self, user: u64, admin: bool, ttl_s: u64, now: u64) -> String {
+        let claims = Claims {
+            sub: user,
+            adm: admin,
+            iat: now,
+            exp: now.saturating_add(ttl_s),
+        };
+        // Serialising four integers and a bool cannot fail.
+        let json = serde_json::to_vec(&claims).unwrap_or_default();
+        let body = format!("{PREFIX}.{}", URL_SAFE_NO_PAD.encode(json));
+        let signature = URL_SAFE_NO_PAD.encode(self.sign(body.as_bytes()));
+        format!("{body}.{signature}")
+    }
+
+    /// Checks a token's form, signature (in constant time) and expiry.
+    ///
+    /// # Errors
+    /// A [`TokenError`].
+    ///
+    /// ```
+    /// # use nearby_services::auth::{Secret, TokenError};
+    /// let secret = Secret::new(vec![1; 32])?;
+    /// let other = Secret::new(vec![2; 32])?;
+    /// let token = secret.mint(1, false, 10, 100);
+    /// assert_eq!(other.verify(&token, 100), Err(TokenError::BadSignature));
+    /// assert_eq!(secret.verify(&token, 111), Err(TokenError::Expired));
+    /// # Ok::<(), nearby_services::auth::SecretError>(())
+    /// ```
+    pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let (body, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let (prefix, claims) = body.split_once('.').ok_or(TokenError::Malformed)?;
+        if prefix != PREFIX {
+            return Err(TokenError::Malformed);
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| TokenError::Malformed)?;
+        let mut mac = self.mac();
+        mac.update(body.as_bytes());
+        mac.verify_slice(&signature)
+            .map_err(|_| TokenError::BadSignature)?;
+        let claims = URL_SAFE_NO_PAD
+            .decode(claims)
+            .map_err(|_| TokenError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&claims).map_err(|_| TokenError::Malformed)?;
+        if now >= claims.exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length.
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("hmac takes any key length"))
+    }
+
+    fn sign(&self, body: &[u8]) -> Vec<u8> {
+        let mut mac = self.mac();
+        mac.update(body);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// Where the development secret lives: `$XDG_DATA_HOME/nearby/dev-secret`, else
+/// `$HOME/.local/share/nearby/dev-secret`, else the system temp directory.
+///
+/// ```
+/// let path = nearby_services::auth::development_secret_path();
+/// assert!(path.ends_with("nearby/dev-secret"));
+/// ```
+pub fn development_secret_path() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".local/share"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("nearby").join("dev-secret")
+}
+
+/// Seconds since the Unix epoch.
+///
+/// ```
+/// assert!(nearby_services::auth::unix_now() > 1_700_000_000);
+/// ```
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tampered_tokens_are_refused() {
+        let secret = Secret::new(vec![9; 32]).unwrap();
+        let token = secret.mint(5, false, 100, 0);
+        // Swap in admin claims, keep the signature.
+        let (_, rest) = token.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let forged_claims = URL_SAFE_NO_PAD.encode(br#"{"sub":5,"adm":true,"iat":0,"exp":100}"#);
+        let forged = format!("{PREFIX}.{forged_claims}.{signature}");
+        assert_eq!(secret.verify(&forged, 1), Err(TokenError::BadSignature));
+        for bad in [
+            "",
+            ".",
+            "nearby1..",
+            "nearby1.e30.",
+            "x.y.z",
+            &"a".repeat(5_000),
+        ] {
+            assert!(secret.verify(bad, 1).is_err(), "{bad}");
+        }
+        assert!(secret.verify(&token, 1).is_ok());
+    }
+}

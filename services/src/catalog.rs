@@ -1,0 +1,488 @@
+//! The in-memory catalog: every business, the geo index over them, and the search that pages
+//! through it.
+//!
+//! The geo index works with dense integer entry ids; the catalog maps business ids onto them
+//! (reusing freed ones) and keeps the records. Every change carries a revision, and a change
+//! older than what the catalog already holds for that id is ignored, so the local write path
+//! and the database change feed can both apply the same change in any order.
+
+use crate::business::{Business, BusinessId, Category};
+use geo_index::{EntryId, Keyset, LatLng, Query, SpatialIndex};
+use std::collections::{HashMap, VecDeque};
+
+/// The index kind the service searches with (the fastest in BENCHMARKS.md).
+pub type PlacesIndex = geo_index::GeohashIndex;
+
+/// How many deletions are remembered so that a stale re-insert arriving late is ignored.
+const TOMBSTONES: usize = 100_000;
+
+/// A search, already validated.
+///
+/// ```
+/// use nearby_services::catalog::SearchRequest;
+/// use nearby_services::business::position;
+/// let request = SearchRequest::new(position(48.85, 2.35)?, 1_000.0, 20);
+/// assert_eq!(request.limit, 20);
+/// # Ok::<(), nearby_services::business::FieldError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    /// Centre of the circle.
+    pub centre: LatLng,
+    /// Radius in metres.
+    pub radius_m: f64,
+    /// Page size.
+    pub limit: usize,
+    /// Resume strictly after this `(distance, id)`.
+    pub after: Option<(f64, BusinessId)>,
+    /// Only businesses of this category.
+    pub category: Option<Category>,
+}
+
+impl SearchRequest {
+    /// A first-page request without a category filter.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::SearchRequest;
+    /// # use nearby_services::business::position;
+    /// assert!(SearchRequest::new(position(0.0, 0.0)?, 5.0, 1).after.is_none());
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn new(centre: LatLng, radius_m: f64, limit: usize) -> Self {
+        Self {
+            centre,
+            radius_m,
+            limit,
+            after: None,
+            category: None,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// The business.
+    pub business: Business,
+    /// Great-circle distance from the centre, metres.
+    pub distance_m: f64,
+}
+
+/// A page of results and where the next one starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchPage {
+    /// Nearest first, ties by id.
+    pub hits: Vec<Hit>,
+    /// The `(distance, id)` to resume after, when more results exist.
+    pub next: Option<(f64, BusinessId)>,
+}
+
+/// What applying a change did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    /// The business was new.
+    Created,
+    /// The business existed; this was its previous state.
+    Replaced(Business),
+    /// The catalog already held a newer revision; nothing changed.
+    Stale,
+}
+
+#[derive(Clone, Debug)]
+struct Record {
+    business: Business,
+    revision: i64,
+}
+
+/// Every business, indexed. Not synchronised: the service wraps it in a lock.
+///
+/// ```
+/// use nearby_services::business::{Business, BusinessId, Name, position};
+/// use nearby_services::catalog::{Catalog, SearchRequest};
+/// let mut catalog = Catalog::default();
+/// catalog.upsert(Business {
+///     id: BusinessId::new("louvre")?,
+///     name: Name::new("Louvre")?,
+///     position: position(48.8606, 2.3376)?,
+///     category: None,
+/// }, 1);
+/// let page = catalog.search(&SearchRequest::new(position(48.8566, 2.3522)?, 2_000.0, 10));
+/// assert_eq!(page.hits.len(), 1);
+/// # Ok::<(), nearby_services::business::FieldError>(())
+/// ```
+#[derive(Default)]
+pub struct Catalog {
+    index: PlacesIndex,
+    records: Vec<Option<Record>>,
+    entries: HashMap<BusinessId, EntryId>,
+    free: Vec<EntryId>,
+    tombstones: HashMap<BusinessId, i64>,
+    tombstone_order: VecDeque<BusinessId>,
+}
+
+impl Catalog {
+    /// Builds a catalog in one go (bulk index build). A repeated id keeps its last record.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::Catalog;
+    /// assert_eq!(Catalog::build(Vec::new(), 0).len(), 0);
+    /// ```
+    pub fn build(businesses: Vec<Business>, revision: i64) -> Self {
+        let mut catalog = Catalog::default();
+        let mut points = Vec::with_capacity(businesses.len());
+        for business in businesses {
+            let position = business.position;
+            let entry = match catalog.entries.get(&business.id) {
+                Some(&entry) => entry,
+                None => {
+                    let entry = catalog.next_entry();
+                    catalog.entries.insert(business.id.clone(), entry);
+                    entry
+                }
+            };
+            catalog.set_record(entry, Record { business, revision });
+            points.push((entry, position));
+        }
+        catalog.index = PlacesIndex::build(points);
+        catalog
+    }
+
+    /// Number of businesses.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::Catalog;
+    /// assert!(Catalog::default().is_empty());
+    /// ```
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there is no business.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::Catalog;
+    /// assert_eq!(Catalog::default().len(), 0);
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The business with this id.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::Catalog;
+    /// # use nearby_services::business::BusinessId;
+    /// assert!(Catalog::default().get(&BusinessId::new("x")?).is_none());
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn get(&self, id: &BusinessId) -> Option<&Business> {
+        let entry = *self.entries.get(id)?;
+        self.record(entry).map(|r| &r.business)
+    }
+
+    /// The revision the catalog holds for `id` (a deletion's, if it was deleted recently).
+    ///
+    /// ```
+    /// # use nearby_services::catalog::Catalog;
+    /// # use nearby_services::business::BusinessId;
+    /// assert_eq!(Catalog::default().revision(&BusinessId::new("x")?), None);
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn revision(&self, id: &BusinessId) -> Option<i64> {
+        match self.entries.get(id) {
+            Some(&entry) => self.record(entry).map(|r| r.revision),
+            None => self.tombstones.get(id).copied(),
+        }
+    }
+
+    /// Inserts or replaces a business at `revision`, unless a newer revision is already held.
+    ///
+    /// ```
+    /// # use nearby_services::business::{Business, BusinessId, Name, position};
+    /// # use nearby_services::catalog::{Applied, Catalog};
+    /// let mut catalog = Catalog::default();
+    /// let b = Business { id: BusinessId::new("a")?, name: Name::new("A")?, position: position(0.0, 0.0)?, category: None };
+    /// assert_eq!(catalog.upsert(b.clone(), 2), Applied::Created);
+    /// assert_eq!(catalog.upsert(b, 1), Applied::Stale);
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn upsert(&mut self, business: Business, revision: i64) -> Applied {
+        // A record at the same revision is this very change applied twice (the local write,
+        // then the change feed): harmless. A deletion at the same revision is not: the delete
+        // carries the revision of the row it deleted.
+        let held = self
+            .entries
+            .get(&business.id)
+            .and_then(|&e| self.record(e))
+            .map(|r| r.revision);
+        if held.is_some_and(|held| held > revision)
+            || self
+                .tombstones
+                .get(&business.id)
+                .is_some_and(|&deleted| deleted >= revision)
+        {
+            return Applied::Stale;
+        }
+        self.tombstones.remove(&business.id);
+        let position = business.position;
+        match self.entries.get(&business.id) {
+            Some(&entry) => {
+                let previous = self.set_record(entry, Record { business, revision });
+                self.index.insert(entry, position);
+                match previous {
+                    Some(previous) => Applied::Replaced(previous.business),
+                    None => Applied::Created,
+                }
+            }
+            None => {
+                let entry = self.next_entry();
+                self.entries.insert(business.id.clone(), entry);
+                self.set_record(entry, Record { business, revision });
+                self.index.insert(entry, position);
+                Applied::Created
+            }
+        }
+    }
+
+    /// Deletes a business at `revision`; returns it, or `None` if absent or the delete is
+    /// older than the record.
+    ///
+    /// ```
+    /// # use nearby_services::business::{Business, BusinessId, Name, position};
+    /// # use nearby_services::catalog::Catalog;
+    /// let mut catalog = Catalog::default();
+    /// let id = BusinessId::new("a")?;
+    /// catalog.upsert(Business { id: id.clone(), name: Name::new("A")?, position: position(0.0, 0.0)?, category: None }, 1);
+    /// assert!(catalog.remove(&id, 2).is_some());
+    /// assert!(catalog.get(&id).is_none());
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn remove(&mut self, id: &BusinessId, revision: i64) -> Option<Business> {
+        if self.revision(id).is_some_and(|held| held > revision) {
+            return None;
+        }
+        self.remember_deletion(id.clone(), revision);
+        let entry = self.entries.remove(id)?;
+        self.index.remove(entry);
+        self.free.push(entry);
+        self.records
+            .get_mut(entry as usize)
+            .and_then(Option::take)
+            .map(|r| r.business)
+    }
+
+    /// One page of the businesses within the radius, nearest first, ties by id.
+    ///
+    /// The index orders ties by entry id, the API by business id; so the page is cut only
+    /// after the whole run of results sharing its last distance has been read, and sorted by
+    /// `(distance, business id)`. Resuming starts at the cursor's distance and skips the ids
+    /// already served at exactly that distance.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::{Catalog, SearchRequest};
+    /// # use nearby_services::business::position;
+    /// let page = Catalog::default().search(&SearchRequest::new(position(0.0, 0.0)?, 10.0, 5));
+    /// assert!(page.hits.is_empty() && page.next.is_none());
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn search(&self, request: &SearchRequest) -> SearchPage {
+        let wanted = request.category.as_ref();
+        let in_category = |entry: EntryId| {
+            wanted.is_none_or(|wanted| {
+                self.record(entry)
+                    .is_some_and(|r| r.business.category.as_ref() == Some(wanted))
+            })
+        };
+        let Ok(mut query) = Query::within(request.centre, request.radius_m) else {
+            return SearchPage {
+                hits: Vec::new(),
+                next: None,
+            };
+        };
+        if let Some((distance_m, _)) = &request.after {
+            // Everything at `distance_m` or further: the ties are sorted out below.
+            query = query.after(Keyset {
+                distance_m: distance_m.next_down(),
+                id: EntryId::MAX,
+            });
+        }
+        query = query.filter(&in_category);
+
+        let limit = request.limit.max(1);
+        let mut found: Vec<Hit> = Vec::with_capacity(limit + 1);
+        for neighbour in self.index.search(query) {
+            let Some(record) = self.record(neighbour.id) else {
+                continue;
+            };
+            if let Some((distance_m, id)) = &request.after
+                && neighbour.distance_m == *distance_m
+                && record.business.id <= *id
+            {
+                continue;
+            }
+            if found.len() > limit
+                && found
+                    .last()
+                    .is_some_and(|last| last.distance_m < neighbour.distance_m)
+            {
+                break;
+            }
+            found.push(Hit {
+                business: record.business.clone(),
+                distance_m: neighbour.distance_m,
+            });
+        }
+        found.sort_by(|a, b| {
+            a.distance_m
+                .total_cmp(&b.distance_m)
+                .then_with(|| a.business.id.cmp(&b.business.id))
+        });
+        let next = if found.len() > limit {
+            found.truncate(limit);
+            found
+                .last()
+                .map(|hit| (hit.distance_m, hit.business.id.clone()))
+        } else {
+            None
+        };
+        SearchPage { hits: found, next }
+    }
+
+    /// Every business, in no particular order.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::Catalog;
+    /// assert_eq!(Catalog::default().iter().count(), 0);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = &Business> {
+        self.records.iter().flatten().map(|r| &r.business)
+    }
+
+    fn record(&self, entry: EntryId) -> Option<&Record> {
+        self.records.get(entry as usize).and_then(Option::as_ref)
+    }
+
+    fn set_record(&mut self, entry: EntryId, record: Record) -> Option<Record> {
+        let index = entry as usize;
+        if index >= self.records.len() {
+            self.records.resize_with(index + 1, || None);
+        }
+        self.records[index].replace(record)
+    }
+
+    fn next_entry(&mut self) -> EntryId {
+        self.free.pop().unwrap_or_else(|| {
+            // Entry ids are dense: one per live business plus freed ones awaiting reuse, far
+            // below 2^32 for any catalog that fits in memory.
+            EntryId::try_from(self.records.len()).unwrap_or(EntryId::MAX)
+        })
+    }
+
+    fn remember_deletion(&mut self, id: BusinessId, revision: i64) {
+        if self.tombstones.insert(id.clone(), revision).is_none() {
+            self.tombstone_order.push_back(id);
+            if self.tombstone_order.len() > TOMBSTONES
+                && let Some(oldest) = self.tombstone_order.pop_front()
+            {
+                self.tombstones.remove(&oldest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::business::{Name, position};
+
+    fn business(id: &str, lat: f64, lng: f64, category: Option<&str>) -> Business {
+        Business {
+            id: BusinessId::new(id).unwrap(),
+            name: Name::new(id).unwrap(),
+            position: position(lat, lng).unwrap(),
+            category: category.map(|c| Category::new(c).unwrap()),
+        }
+    }
+
+    fn all_pages(catalog: &Catalog, mut request: SearchRequest) -> Vec<(f64, String)> {
+        let mut out = Vec::new();
+        loop {
+            let page = catalog.search(&request);
+            out.extend(
+                page.hits
+                    .iter()
+                    .map(|h| (h.distance_m, h.business.id.to_string())),
+            );
+            match page.next {
+                Some(next) => request.after = Some(next),
+                None => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn paging_breaks_ties_by_business_id_across_pages() {
+        // Ten businesses at one spot (all tied), ids inserted in reverse order so entry ids
+        // and business ids disagree, plus a few further away.
+        let mut all = Vec::new();
+        for i in (0..10).rev() {
+            all.push(business(&format!("same-{i}"), 10.0, 10.0, None));
+        }
+        for i in 0..5 {
+            all.push(business(
+                &format!("far-{i}"),
+                10.0 + f64::from(i) * 0.001,
+                10.001,
+                None,
+            ));
+        }
+        let catalog = Catalog::build(all, 1);
+        let centre = position(10.0, 10.0).unwrap();
+        for limit in 1..=16 {
+            let got = all_pages(&catalog, SearchRequest::new(centre, 5_000.0, limit));
+            assert_eq!(got.len(), 15, "limit {limit}");
+            let mut sorted = got.clone();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            assert_eq!(got, sorted, "limit {limit}");
+        }
+    }
+
+    #[test]
+    fn category_filter_and_revisions() {
+        let mut catalog = Catalog::default();
+        catalog.upsert(business("a", 0.0, 0.0, Some("cafe")), 1);
+        catalog.upsert(business("b", 0.0, 0.001, Some("bar")), 2);
+        let mut request = SearchRequest::new(position(0.0, 0.0).unwrap(), 1_000.0, 10);
+        request.category = Some(Category::new("bar").unwrap());
+        let page = catalog.search(&request);
+        assert_eq!(page.hits.len(), 1);
+        assert_eq!(page.hits[0].business.id.as_str(), "b");
+
+        // A late, older change is ignored; a delete leaves a tombstone.
+        assert_eq!(
+            catalog.upsert(business("b", 1.0, 1.0, None), 1),
+            Applied::Stale
+        );
+        assert!(catalog.remove(&BusinessId::new("b").unwrap(), 3).is_some());
+        assert_eq!(
+            catalog.upsert(business("b", 1.0, 1.0, None), 2),
+            Applied::Stale
+        );
+        assert_eq!(
+            catalog.upsert(business("b", 1.0, 1.0, None), 4),
+            Applied::Created
+        );
+        assert_eq!(catalog.len(), 2);
+    }
+
+    #[test]
+    fn moved_business_is_found_at_its_new_place() {
+        let mut catalog = Catalog::default();
+        catalog.upsert(business("a", 0.0, 0.0, None), 1);
+        catalog.upsert(business("a", 45.0, 45.0, None), 2);
+        let near_old = catalog.search(&SearchRequest::new(position(0.0, 0.0).unwrap(), 100.0, 5));
+        let near_new = catalog.search(&SearchRequest::new(position(45.0, 45.0).unwrap(), 100.0, 5));
+        assert!(near_old.hits.is_empty());
+        assert_eq!(near_new.hits.len(), 1);
+    }
+}

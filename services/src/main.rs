@@ -1,0 +1,216 @@
+//! The `nearby` binary: parses flags and runs `serve` (the default), `token` or `import`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nearby_services::auth::{Secret, development_secret_path, unix_now};
+use nearby_services::catalog::Catalog;
+use nearby_services::state::{AppState, Limits};
+use nearby_services::store::Store;
+use nearby_services::{places_file, server};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "nearby",
+    version,
+    about = "What places are near me? Nearby answers."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve(ServeArgs),
+    /// Print a bearer token.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Clone)]
+struct SecretArgs {
+    /// Token signing secret (at least 16 bytes). Default: a development secret kept in the
+    /// user's data directory.
+    #[arg(long, env = "NEARBY_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "NEARBY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Place file (CSV or GeoJSON) to serve instead of the bundled GeoNames places.
+    #[arg(long, env = "NEARBY_PLACES")]
+    places: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "NEARBY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// User id the token speaks for.
+    #[arg(long)]
+    user: u64,
+    /// Allow business writes.
+    #[arg(long)]
+    admin: bool,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    ttl: u64,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => token(&args),
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn secret(args: &SecretArgs) -> Result<Secret, String> {
+    match &args.secret {
+        Some(secret) => Secret::new(secret.as_bytes().to_vec()).map_err(|e| e.to_string()),
+        None => {
+            let path = development_secret_path();
+            let secret = Secret::development(&path).map_err(|e| e.to_string())?;
+            tracing::warn!(
+                path = %path.display(),
+                "using the development secret: for development only, set NEARBY_SECRET in production"
+            );
+            Ok(secret)
+        }
+    }
+}
+
+fn token(args: &TokenArgs) -> ExitCode {
+    init_logging(LogFormat::Text);
+    match secret(&args.secret) {
+        Ok(secret) => {
+            println!(
+                "{}",
+                secret.mint(args.user, args.admin, args.ttl, unix_now())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("nearby token: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("nearby: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve_async(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "nearby stopped");
+            eprintln!("nearby: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_async(args: ServeArgs) -> Result<(), String> {
+    let secret = secret(&args.secret)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {err}", args.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = AppState::new(Store::memory(), secret, Limits::default());
+
+    // Load in the background so /healthz answers at once and /readyz tells when it is done;
+    // a load failure stops the server rather than leaving it half-loaded.
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
+    let loading_state = state.clone();
+    let places = args.places.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let loaded = match &places {
+            Some(path) => places_file::load(path),
+            None => places_file::bundled(),
+        };
+        match loaded {
+            Ok(businesses) => {
+                let count = businesses.len();
+                loading_state.install_catalog(Catalog::build(businesses, 0));
+                tracing::info!(
+                    businesses = count,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "index loaded, ready"
+                );
+            }
+            Err(err) => {
+                let _ = failed_tx.send(format!("cannot load places: {err}"));
+            }
+        }
+    });
+
+    tracing::info!(%address, "nearby listening");
+    println!("nearby listening on http://{address}");
+    println!(
+        "try: curl 'http://{address}/v1/search/nearby?latitude=48.8566&longitude=2.3522&radius=5000&limit=5'"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            () = server::shutdown_signal() => {}
+            Ok(()) = stop_rx => {}
+        }
+    };
+    let load_failure = tokio::spawn(async move {
+        let failure = failed_rx.await.ok();
+        if failure.is_some() {
+            let _ = stop_tx.send(());
+        }
+        failure
+    });
+    server::run(listener, state, shutdown)
+        .await
+        .map_err(|err| format!("server error: {err}"))?;
+    if load_failure.is_finished()
+        && let Ok(Some(failure)) = load_failure.await
+    {
+        return Err(failure);
+    }
+    tracing::info!("nearby stopped");
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Prometheus metrics: request counts and latency histograms by route, method and status, and
+//! the catalog's size, rendered in the text exposition format at `/metrics`.
+//!
+//! A handful of counters behind one short-lived mutex each: a request updates them once, and
+//! no lock is ever held across an `.await`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Histogram bucket upper bounds, seconds: 50 µs to 10 s.
+const BUCKETS_S: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 10.0,
+];
+
+#[derive(Clone, Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS_S.len()],
+    count: u64,
+    sum_s: f64,
+}
+
+/// Route templates (never raw paths, which would explode the label set) are the keys.
+type RequestKey = (String, String, u16);
+type LatencyKey = (String, String);
+
+/// The metrics registry.
+///
+/// ```
+/// use nearby_services::metrics::Metrics;
+/// let metrics = Metrics::default();
+/// metrics.observe_request("/v1/search/nearby", "GET", 200, 0.0003);
+/// let text = metrics.render(10);
+/// assert!(text.contains(r#"http_requests_total{route="/v1/search/nearby",method="GET",status="200"} 1"#));
+/// assert!(text.contains("nearby_businesses 10"));
+/// ```
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
+    latency: Mutex<BTreeMap<LatencyKey, Histogram>>,
+    change_feed_events: Mutex<u64>,
+}
+
+impl Metrics {
+    /// Records one finished request.
+    ///
+    /// ```
+    /// # use nearby_services::metrics::Metrics;
+    /// Metrics::default().observe_request("/healthz", "GET", 200, 0.00001);
+    /// ```
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        {
+            let mut requests = self
+                .requests
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *requests
+                .entry((route.to_owned(), method.to_owned(), status))
+                .or_default() += 1;
+        }
+        let mut latency = self
+            .latency
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let histogram = latency
+            .entry((route.to_owned(), method.to_owned()))
+            .or_default();
+        histogram.count += 1;
+        histogram.sum_s += seconds;
+        if let Some(i) = BUCKETS_S.iter().position(|&bound| seconds <= bound) {
+            histogram.buckets[i] += 1;
+        }
+    }
+
+    /// Counts one change applied from the database change feed.
+    ///
+    /// ```
+    /// # use nearby_services::metrics::Metrics;
+    /// let m = Metrics::default();
+    /// m.observe_change_feed_event();
+    /// assert!(m.render(0).contains("nearby_change_feed_events_total 1"));
+    /// ```
+    pub fn observe_change_feed_event(&self) {
+        *self
+            .change_feed_events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+    }
+
+    /// The exposition text.
+    ///
+    /// ```
+    /// # use nearby_services::metrics::Metrics;
+    /// assert!(Metrics::default().render(3).starts_with("# HELP"));
+    /// ```
+    pub fn render(&self, businesses: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let latency = self
+            .latency
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let events = *self
+            .change_feed_events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+
+        out.push_str("# HELP http_requests_total HTTP requests answered.\n");
+        out.push_str("# TYPE http_requests_total counter\n");
+        for ((route, method, status), count) in &requests {
+            let _ = writeln!(
+                out,
+                "http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
+            );
+        }
+        out.push_str("# HELP http_request_duration_seconds Time to answer HTTP requests.\n");
+        out.push_str("# TYPE http_request_duration_seconds histogram\n");
+        for ((route, method), h) in &latency {
+            let labels = format!("route=\"{route}\",method=\"{method}\"");
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS_S.iter().zip(h.buckets) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum_s
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        out.push_str("# HELP nearby_businesses Businesses in the in-memory index.\n");
+        out.push_str("# TYPE nearby_businesses gauge\n");
+        let _ = writeln!(out, "nearby_businesses {businesses}");
+        out.push_str(
+            "# HELP nearby_change_feed_events_total Changes applied from the database change feed.\n",
+        );
+        out.push_str("# TYPE nearby_change_feed_events_total counter\n");
+        let _ = writeln!(out, "nearby_change_feed_events_total {events}");
+        out
+    }
+}

@@ -1,0 +1,257 @@
+//! Place files: CSV with a header naming at least `id,name,latitude,longitude` (optional
+//! `category`, other columns ignored, RFC 4180 quoting), or a GeoJSON FeatureCollection of
+//! Points with `id`, `name` and `category` properties; and the bundled GeoNames places.
+//!
+//! A file loads whole or not at all: the first bad row stops the load with an error naming
+//! the file and the line (the feature, for GeoJSON).
+
+use crate::business::{Business, BusinessId, Category, FieldError, Name, position};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a place file was refused.
+///
+/// ```
+/// use nearby_services::places_file::parse_csv;
+/// let err = parse_csv("id,name,latitude,longitude\n1,Home,91,0\n".as_bytes(), "x.csv".as_ref())
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "x.csv:2: latitude: must be a number in [-90, 90]");
+/// ```
+#[derive(Debug)]
+pub struct PlacesFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// Line (CSV) or feature number (GeoJSON), 1-based; 0 for the file as a whole.
+    pub line: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for PlacesFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for PlacesFileError {}
+
+/// Reads a place file, CSV or GeoJSON (by extension `.geojson`/`.json`, or content starting
+/// with `{`).
+///
+/// # Errors
+/// The first problem, with file and line.
+///
+/// ```
+/// let err = nearby_services::places_file::load("/no/such/file.csv".as_ref()).unwrap_err();
+/// assert_eq!(err.line, 0);
+/// ```
+pub fn load(path: &Path) -> Result<Vec<Business>, PlacesFileError> {
+    let text = std::fs::read(path).map_err(|err| PlacesFileError {
+        path: path.to_path_buf(),
+        line: 0,
+        message: err.to_string(),
+    })?;
+    let is_json = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("geojson" | "json")
+    ) || text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if is_json {
+        parse_geojson(&text, path)
+    } else {
+        parse_csv(text.as_slice(), path)
+    }
+}
+
+/// Parses CSV place rows.
+///
+/// # Errors
+/// A missing required column, or the first bad row.
+///
+/// ```
+/// use nearby_services::places_file::parse_csv;
+/// let csv = "name,id,latitude,longitude,extra\n\"Bar, The\",b1,1.5,2.5,x\n";
+/// let places = parse_csv(csv.as_bytes(), "p.csv".as_ref())?;
+/// assert_eq!(places[0].name.as_str(), "Bar, The");
+/// # Ok::<(), nearby_services::places_file::PlacesFileError>(())
+/// ```
+pub fn parse_csv(
+    reader: impl std::io::Read,
+    path: &Path,
+) -> Result<Vec<Business>, PlacesFileError> {
+    let error = |line: u64, message: String| PlacesFileError {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
+    let headers = csv
+        .headers()
+        .map_err(|err| error(1, format!("unreadable header: {err}")))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let required = |name: &str| {
+        column(name).ok_or_else(|| {
+            error(
+                1,
+                format!("the header must name id, name, latitude and longitude (missing {name})"),
+            )
+        })
+    };
+    let (id, name, lat, lng) = (
+        required("id")?,
+        required("name")?,
+        required("latitude")?,
+        required("longitude")?,
+    );
+    let category = column("category");
+    let mut places = Vec::new();
+    for record in csv.records() {
+        let record = record.map_err(|err| {
+            let line = err.position().map_or(0, csv::Position::line);
+            error(line, format!("unreadable row: {err}"))
+        })?;
+        let line = record.position().map_or(0, csv::Position::line);
+        let field = |i: usize| record.get(i).unwrap_or("");
+        let number = |i: usize, field_name: &'static str| {
+            field(i)
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| FieldError::new(field_name, format!("{:?} is not a number", field(i))))
+        };
+        let business = (|| {
+            Ok::<_, FieldError>(Business {
+                id: BusinessId::new(field(id).trim())?,
+                name: Name::new(field(name))?,
+                position: position(number(lat, "latitude")?, number(lng, "longitude")?)?,
+                category: match category.map(field).map(str::trim) {
+                    None | Some("") => None,
+                    Some(c) => Some(Category::new(c)?),
+                },
+            })
+        })()
+        .map_err(|err| error(line, err.to_string()))?;
+        places.push(business);
+    }
+    Ok(places)
+}
+
+/// Parses a GeoJSON FeatureCollection of Points.
+///
+/// # Errors
+/// Not a FeatureCollection, or the first bad feature (numbered from 1).
+///
+/// ```
+/// use nearby_services::places_file::parse_geojson;
+/// let json = r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","geometry":{"type":"Point","coordinates":[2.35,48.85]},
+///    "properties":{"id":7,"name":"Chez Nous","category":"restaurant"}}]}"#;
+/// let places = parse_geojson(json.as_bytes(), "p.geojson".as_ref())?;
+/// assert_eq!((places[0].id.as_str(), places[0].position.lat()), ("7", 48.85));
+/// # Ok::<(), nearby_services::places_file::PlacesFileError>(())
+/// ```
+pub fn parse_geojson(text: &[u8], path: &Path) -> Result<Vec<Business>, PlacesFileError> {
+    use serde_json::Value;
+    let error = |line: u64, message: String| PlacesFileError {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let document: Value =
+        serde_json::from_slice(text).map_err(|err| error(0, format!("invalid JSON: {err}")))?;
+    if document.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
+        return Err(error(0, "expected a GeoJSON FeatureCollection".into()));
+    }
+    let features = document
+        .get("features")
+        .and_then(Value::as_array)
+        .ok_or_else(|| error(0, "the FeatureCollection has no features array".into()))?;
+    let mut places = Vec::with_capacity(features.len());
+    for (i, feature) in features.iter().enumerate() {
+        let number = i as u64 + 1;
+        let at = |message: String| error(number, format!("feature {number}: {message}"));
+        let geometry = feature
+            .get("geometry")
+            .ok_or_else(|| at("no geometry".into()))?;
+        if geometry.get("type").and_then(Value::as_str) != Some("Point") {
+            return Err(at("geometry must be a Point".into()));
+        }
+        let coordinates = geometry
+            .get("coordinates")
+            .and_then(Value::as_array)
+            .filter(|c| c.len() >= 2)
+            .ok_or_else(|| at("coordinates must be [longitude, latitude]".into()))?;
+        let properties = feature.get("properties").unwrap_or(&Value::Null);
+        let text_of = |key: &str| match properties.get(key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let business = (|| {
+            let lng = coordinates[0]
+                .as_f64()
+                .ok_or_else(|| FieldError::new("longitude", "must be a number"))?;
+            let lat = coordinates[1]
+                .as_f64()
+                .ok_or_else(|| FieldError::new("latitude", "must be a number"))?;
+            Ok::<_, FieldError>(Business {
+                id: BusinessId::new(&text_of("id").unwrap_or_default())?,
+                name: Name::new(&text_of("name").unwrap_or_default())?,
+                position: position(lat, lng)?,
+                category: text_of("category").map(|c| Category::new(&c)).transpose()?,
+            })
+        })()
+        .map_err(|err| at(err.to_string()))?;
+        places.push(business);
+    }
+    Ok(places)
+}
+
+/// The bundled real-world places: GeoNames cities with a population of at least 1000
+/// (CC-BY 4.0), ids `geonames:<id>`, category `city` (100,000 people or more), `town`
+/// (10,000 or more) or `village`.
+///
+/// # Errors
+/// Only if the bundled file were corrupt.
+///
+/// ```
+/// let places = nearby_services::places_file::bundled()?;
+/// assert!(places.len() >= 100_000);
+/// # Ok::<(), nearby_services::places_file::PlacesFileError>(())
+/// ```
+pub fn bundled() -> Result<Vec<Business>, PlacesFileError> {
+    let error = |message: String| PlacesFileError {
+        path: PathBuf::from("data/cities1000.csv"),
+        line: 0,
+        message,
+    };
+    let cities = nearby_data::cities().map_err(|err| error(err.to_string()))?;
+    let city = Category::new("city").map_err(|e| error(e.to_string()))?;
+    let town = Category::new("town").map_err(|e| error(e.to_string()))?;
+    let village = Category::new("village").map_err(|e| error(e.to_string()))?;
+    cities
+        .into_iter()
+        .map(|c| {
+            Ok(Business {
+                id: BusinessId::new(&format!("geonames:{}", c.geonameid))?,
+                name: Name::new(&c.name)?,
+                position: position(c.latitude, c.longitude)?,
+                category: Some(match c.population {
+                    100_000.. => city.clone(),
+                    10_000.. => town.clone(),
+                    _ => village.clone(),
+                }),
+            })
+        })
+        .collect::<Result<Vec<_>, FieldError>>()
+        .map_err(|err| error(err.to_string()))
+}
