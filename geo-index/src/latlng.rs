@@ -144,19 +144,24 @@ impl Origin {
             point,
             lat_rad,
             lng_rad: point.lng.to_radians(),
-            cos_lat: lat_rad.cos(),
+            cos_lat: libm::cos(lat_rad),
         }
     }
 
+    /// Haversine. The trigonometry is the pure-Rust `libm`, not the platform's: the platform
+    /// library may differ between machines by an ulp, and the compiler may fold calls on
+    /// constants with its own correctly rounded arithmetic. Either would let two nodes (or a
+    /// test and the index) disagree on the last bit of a distance, and keyset cursors carry
+    /// exact distances.
     #[inline]
     pub(crate) fn distance_m(&self, other: LatLng) -> f64 {
         let other_lat = other.lat.to_radians();
         let half_dlat = (other_lat - self.lat_rad) * 0.5;
         let half_dlng = (other.lng.to_radians() - self.lng_rad) * 0.5;
-        let sin_lat = half_dlat.sin();
-        let sin_lng = half_dlng.sin();
-        let h = sin_lat * sin_lat + self.cos_lat * other_lat.cos() * sin_lng * sin_lng;
-        2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+        let sin_lat = libm::sin(half_dlat);
+        let sin_lng = libm::sin(half_dlng);
+        let h = sin_lat * sin_lat + self.cos_lat * libm::cos(other_lat) * sin_lng * sin_lng;
+        2.0 * EARTH_RADIUS_M * libm::asin(h.sqrt().min(1.0))
     }
 }
 
