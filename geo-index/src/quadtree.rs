@@ -2,45 +2,59 @@
 //!
 //! # Design
 //!
-//! The tree covers [`Rect::WORLD`], `[-90, 90] × [-180, 180]` degrees, and every node is a
-//! rectangle split into four equal quarters ([`Rect::quarters`]), so a node's rectangle is
-//! never stored for leaves: it is recomputed on the way down, with the very arithmetic the
-//! search uses, which keeps "which quarter holds this point" and "which rectangle the search
-//! bounds" bit-for-bit consistent. The rectangles are dyadic fractions of 180° and 360°, exact
-//! in `f64` at every depth the tree can reach.
+//! The tree covers [`Rect::WORLD`], `[-90, 90] × [-180, 180]` degrees; every inner node splits
+//! its rectangle into four equal quarters ([`Rect::quarters`]). Rectangles are never stored: a
+//! node at depth `d` is cell `(x, y)` of the `2^d × 2^d` grid, and its edges are dyadic
+//! fractions of 180° and 360°, exact in `f64` at every depth the tree reaches. Whether a
+//! rectangle is derived from its grid position ([`Cell::rect`]) or by quartering its parent,
+//! it is the same, bit for bit, so "which quarter holds this point" (descent, split, build)
+//! and "what does this cell cover" (search bounds) can never disagree.
 //!
 //! - **Adaptive.** A leaf holding more than `leaf_capacity` entries splits into four; a subtree
 //!   whose count falls to `leaf_capacity / 2` or below after removals merges back into one
 //!   leaf. The gap between the two thresholds is hysteresis: an entry moving back and forth
 //!   across a boundary cannot make a node split and merge on every move. Dense clusters get
-//!   deep, small cells while empty oceans stay as a handful of big leaves, which is what a
-//!   fixed grid (geohash) cannot do.
+//!   deep, small cells while empty oceans stay as a few big leaves, which a fixed grid
+//!   (geohash) cannot do.
 //! - **Bounded depth.** At [`MAX_DEPTH`] a leaf no longer splits but simply grows: entries
 //!   sharing one coordinate can never be separated, and splitting them would recurse forever.
 //!   Finding an entry in such a leaf is a scan of that leaf, the one place an operation costs
-//!   more than O(depth + capacity); it takes thousands of entries within millimetres.
-//! - **Arena storage.** Nodes live in one `Vec` and refer to each other by index. The four
-//!   children of a node are allocated together as one block of four consecutive nodes, so an
-//!   inner node needs a single child index and expanding it touches one or two cache lines.
-//!   Blocks freed by merges go on a free list and are reused by the next split.
-//! - **Entries inline in leaves.** A leaf holds `(position, id)` pairs contiguously, so
-//!   measuring a leaf's points during a search reads one short array instead of chasing every
-//!   id into the id table, a random access into a table as large as the data set. The id table
-//!   ([`Slots`]) is kept as well: it answers `get` in O(1) and gives the position to descend
-//!   by when an entry is removed or moved, so those are O(depth), never a scan.
-//! - **Counts in inner nodes.** Every inner node knows how many entries its subtree holds:
-//!   the search skips empty children without measuring them, merges know when to happen, and
+//!   more than O(depth + capacity); it takes more than a leaf of entries within millimetres.
+//! - **Compact arena.** Nodes are 8 bytes (entry count and first child) in one `Vec`, indices
+//!   instead of pointers. The four children of a node are one block of four consecutive nodes,
+//!   so deciding which children a search must visit reads 32 contiguous bytes, and the nodes
+//!   of a 10-million-entry tree fit in the last-level cache. Blocks freed by merges go on a
+//!   free list and are reused by the next split.
+//! - **Entries inline in leaves.** Each leaf owns a vector of `(position, id)` (a table
+//!   parallel to the arena, empty for inner nodes), so measuring a leaf's points reads one
+//!   short contiguous array instead of chasing every id into the id table, a random access
+//!   into a table as large as the data set. The id table ([`Slots`]) is kept as well: it
+//!   answers `get` in O(1) and gives the position to descend by when an entry is removed or
+//!   moved, so those are O(depth), never a scan.
+//! - **Counts in nodes.** Every node knows how many entries its subtree holds: the search
+//!   skips empty children without bounding them, merges know when to happen, and
 //!   [`SpatialIndex::count_within`] adds whole subtrees lying inside the circle without
 //!   visiting them.
 //! - **Search.** Queries run on the shared best-first engine ([`BestFirst`]): a cell is a node
-//!   index, expanding an inner node queues its non-empty children with their distance bounds
-//!   and expanding a leaf measures its entries, so results come out nearest first and lazily.
+//!   with its grid position; expanding an inner node queues its non-empty children with lower
+//!   bounds of their distance, expanding a leaf measures its entries, so results come out
+//!   nearest first and lazily. Two savings, both exact:
+//!   - the search starts at the deepest node whose rectangle contains the query circle's
+//!     bounding box instead of the root: nothing outside that node can be an answer, and the
+//!     levels above it would cost four bounds each for nothing;
+//!   - the four children's lower bounds are computed together ([`QuarterBounds`]): they share
+//!     two latitude bands and two longitude bands, so one expansion costs a handful of sines
+//!     and cosines instead of four full [`Rect::bounds`]. The arithmetic is that of
+//!     [`Rect::bounds`], so the values are identical (a unit test checks it). The upper bound
+//!     only serves to skip cells wholly before a resumed keyset, so it is computed only for
+//!     queries that have one.
 //!
 //! Ties on a quarter boundary go north and east (`>=` the midpoint); any fixed rule works as
-//! long as descent, bulk build and split all use it, which they do through [`quadrant`].
+//! long as descent, bulk build, split and the search seed all use it, which they do through
+//! [`quadrant`].
 
-use crate::latlng::Origin;
-use crate::search::{BestFirst, Expand, Frontier, Rect};
+use crate::latlng::{EARTH_RADIUS_M, Origin};
+use crate::search::{BestFirst, Bounds, Expand, Frontier, Rect};
 use crate::slots::Slots;
 use crate::{
     BoundingBox, EntryId, Error, HALF_CIRCUMFERENCE_M, LatLng, Neighbour, Query, SpatialIndex,
@@ -49,8 +63,9 @@ use std::fmt;
 
 /// Deepest level a node can sit at; leaves there grow instead of splitting. A cell at depth 32
 /// is 180° / 2³² ≈ 4.7 mm tall, far below any positioning precision, so real data never needs
-/// more, and a pile of duplicates costs at most 32 levels of single-child nodes.
-const MAX_DEPTH: usize = 32;
+/// more; a pile of duplicates costs at most 32 levels of single-child nodes; and grid positions
+/// fit in `u32`.
+const MAX_DEPTH: u32 = 32;
 
 /// Slack on the distance bounds in [`SpatialIndex::count_within`]: a node is counted whole only
 /// when its upper bound is this far inside the radius, and skipped only when its lower bound is
@@ -58,8 +73,9 @@ const MAX_DEPTH: usize = 32;
 /// count exactly equal to measuring every point, at no measurable cost.
 const COUNT_SLACK_M: f64 = 1.0;
 
-/// The root node's index in the arena; the root is never freed.
-const ROOT: usize = 0;
+/// The root's index in the arena. The root is nobody's child, which frees `first_child == 0`
+/// to mean "leaf".
+const ROOT: u32 = 0;
 
 /// One entry as a leaf stores it: the position inline, so that measuring a leaf reads one
 /// contiguous array.
@@ -69,28 +85,68 @@ struct Entry {
     id: EntryId,
 }
 
-/// A node of the arena.
-#[derive(Clone, Debug)]
-enum Node {
-    /// A leaf and its entries; its count is their number. Its rectangle is not stored: it is
-    /// known from the parent whenever it is needed.
-    Leaf(Vec<Entry>),
-    /// An inner node: its four children are the block `first_child..first_child + 4`, in the
-    /// order of [`Rect::quarters`]. The rectangle is stored so that expanding the node in a
-    /// search needs nothing but the node.
-    Inner {
-        count: usize,
-        first_child: usize,
-        rect: Rect,
-    },
+/// A node of the arena, 8 bytes so that the hot part of the tree stays in cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Node {
+    /// Entries in the subtree. `u32` is enough: [`QuadTree`] refuses a 2³²nd entry.
+    count: u32,
+    /// Index of the first of the four children, in the order of [`Rect::quarters`]; 0 for a
+    /// leaf.
+    first_child: u32,
 }
 
 impl Node {
     #[inline]
-    fn count(&self) -> usize {
-        match self {
-            Node::Leaf(entries) => entries.len(),
-            Node::Inner { count, .. } => *count,
+    fn is_leaf(self) -> bool {
+        self.first_child == 0
+    }
+}
+
+/// A node together with its place in the grid of its depth, which gives its rectangle: what
+/// the search queues, and what recursive traversals carry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Cell {
+    node: u32,
+    x: u32,
+    y: u32,
+    depth: u32,
+}
+
+impl Cell {
+    const ROOT: Cell = Cell {
+        node: ROOT,
+        x: 0,
+        y: 0,
+        depth: 0,
+    };
+
+    /// The cell's rectangle. Every value is a multiple of `180 / 2^depth` (or `360 / 2^depth`)
+    /// needing at most `depth + 6` significant bits, so each product and sum here is exact and
+    /// the result equals quartering the parent's rectangle bit for bit.
+    #[inline]
+    fn rect(self) -> Rect {
+        // Exact: a power of two no larger than 2^32.
+        let cells = (1u64 << self.depth) as f64;
+        let lat_step = 180.0 / cells;
+        let lng_step = 360.0 / cells;
+        let (x, y) = (f64::from(self.x), f64::from(self.y));
+        Rect {
+            south: -90.0 + y * lat_step,
+            west: -180.0 + x * lng_step,
+            north: -90.0 + (y + 1.0) * lat_step,
+            east: -180.0 + (x + 1.0) * lng_step,
+        }
+    }
+
+    /// The child in `quarter` (an index into [`Rect::quarters`]) of this cell, an inner node
+    /// whose first child is `first_child`.
+    #[inline]
+    fn child(self, first_child: u32, quarter: u32) -> Cell {
+        Cell {
+            node: first_child + quarter,
+            x: self.x * 2 + (quarter & 1),
+            y: self.y * 2 + (quarter >> 1),
+            depth: self.depth + 1,
         }
     }
 }
@@ -101,10 +157,102 @@ impl Node {
 /// The midpoints are computed exactly as [`Rect::quarters`] computes them, so the chosen
 /// quarter always contains the point.
 #[inline]
-fn quadrant(rect: &Rect, position: LatLng) -> usize {
+fn quadrant(rect: &Rect, position: LatLng) -> u32 {
     let mid_lat = (rect.south + rect.north) * 0.5;
     let mid_lng = (rect.west + rect.east) * 0.5;
-    usize::from(position.lat >= mid_lat) * 2 + usize::from(position.lng >= mid_lng)
+    u32::from(position.lat >= mid_lat) * 2 + u32::from(position.lng >= mid_lng)
+}
+
+/// Lower bounds of the distance from an origin to the four quarters of a rectangle.
+///
+/// This is the lower bound of [`Rect::bounds`], same expressions in the same order, so the
+/// values are identical; it only shares the work between the quarters. Their latitude bands
+/// are two (south and north of the midline), their longitude bands two: the gap sines and the
+/// band cosines are computed once per band instead of once per quarter, and skipped when a
+/// gap is zero (then they cannot change the result). What remains per quarter is one `sqrt`
+/// and one `asin`, and nothing for the quarter holding the origin.
+struct QuarterBounds {
+    /// Per latitude band (south, north): the gap in degrees and the sine of half of it.
+    lat_gap: [(f64, f64); 2],
+    /// Per latitude band: the smallest cosine of latitude over the band, when a longitude gap
+    /// needs it.
+    cos_min: [f64; 2],
+    /// Per longitude band (west, east): the gap in degrees and the sine of half of it.
+    lng_gap: [(f64, f64); 2],
+    cos_lat: f64,
+}
+
+impl QuarterBounds {
+    #[inline]
+    fn new(rect: &Rect, origin: &Origin) -> Self {
+        let mid_lat = (rect.south + rect.north) * 0.5;
+        let mid_lng = (rect.west + rect.east) * 0.5;
+        let lat = origin.point.lat;
+        let lng = origin.point.lng;
+        let lat_gap = |south: f64, north: f64| {
+            let dlat = if lat < south {
+                south - lat
+            } else if lat > north {
+                lat - north
+            } else {
+                0.0
+            };
+            // sin(0) is 0: skipping the call changes nothing.
+            let s_lat = if dlat == 0.0 {
+                0.0
+            } else {
+                (dlat.to_radians() * 0.5).sin()
+            };
+            (dlat, s_lat)
+        };
+        let lng_gap = |west: f64, east: f64| {
+            let dlng = if lng >= west && lng <= east {
+                0.0
+            } else {
+                let to_west = (west - lng).rem_euclid(360.0);
+                let to_east = (lng - east).rem_euclid(360.0);
+                to_west.min(to_east).min(180.0)
+            };
+            let s_lng = if dlng == 0.0 {
+                0.0
+            } else {
+                (dlng.to_radians() * 0.5).sin()
+            };
+            (dlng, s_lng)
+        };
+        let cos_min =
+            |south: f64, north: f64| south.abs().max(north.abs()).to_radians().cos().max(0.0);
+        let lng_gap = [lng_gap(rect.west, mid_lng), lng_gap(mid_lng, rect.east)];
+        // With no longitude gap the cosine is multiplied by zero: do not compute it.
+        let cos_min = if lng_gap[0].1 == 0.0 && lng_gap[1].1 == 0.0 {
+            [0.0; 2]
+        } else {
+            [cos_min(rect.south, mid_lat), cos_min(mid_lat, rect.north)]
+        };
+        Self {
+            lat_gap: [lat_gap(rect.south, mid_lat), lat_gap(mid_lat, rect.north)],
+            cos_min,
+            lng_gap,
+            cos_lat: origin.cos_lat,
+        }
+    }
+
+    /// The lower bound for `quarter`, an index into [`Rect::quarters`].
+    #[inline]
+    fn min_m(&self, quarter: usize) -> f64 {
+        let (dlat, s_lat) = self.lat_gap[quarter >> 1];
+        let (dlng, s_lng) = self.lng_gap[quarter & 1];
+        if dlat == 0.0 && dlng == 0.0 {
+            return 0.0;
+        }
+        let h = if s_lng == 0.0 {
+            // What `Rect::bounds` computes too: the product below is +0 and x + 0 = x.
+            s_lat * s_lat
+        } else {
+            s_lat * s_lat + self.cos_lat * self.cos_min[quarter >> 1] * s_lng * s_lng
+        };
+        2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+    }
 }
 
 /// Reorders `entries` so that those satisfying `first` come before the others; returns how
@@ -120,8 +268,18 @@ fn partition(entries: &mut [Entry], first: impl Fn(&Entry) -> bool) -> usize {
     split
 }
 
+/// A count of entries as a node stores it. Callers keep the total below 2³² (see
+/// [`QuadTree::insert`]), so this never fails.
+#[inline]
+fn small_count(n: usize) -> u32 {
+    u32::try_from(n).expect("a QuadTree holds fewer than 2^32 entries")
+}
+
 /// An adaptive quadtree: leaves split into four when they overflow and subtrees merge back when
 /// they empty, so cells are small where entries are dense and large where they are sparse.
+///
+/// Holds at most 2³² − 1 entries (inserting one more panics, as a `Vec` does on capacity
+/// overflow); the id table alone would then take 64 GiB.
 ///
 /// ```
 /// use geo_index::{LatLng, QuadTree, SpatialIndex};
@@ -144,8 +302,10 @@ fn partition(entries: &mut [Entry], first: impl Fn(&Entry) -> bool) -> usize {
 pub struct QuadTree {
     /// The arena; `nodes[ROOT]` is the root, children come in blocks of four.
     nodes: Vec<Node>,
+    /// Entries of each leaf, parallel to `nodes`; empty for inner and unused nodes.
+    leaves: Vec<Vec<Entry>>,
     /// First indices of blocks of four nodes freed by merges, ready for reuse.
-    free_blocks: Vec<usize>,
+    free_blocks: Vec<u32>,
     /// Position by id, for `get` and to find an entry's leaf.
     slots: Slots,
     leaf_capacity: usize,
@@ -153,10 +313,6 @@ pub struct QuadTree {
 
 impl QuadTree {
     /// The leaf capacity of [`QuadTree::default`] and [`SpatialIndex::build`].
-    ///
-    /// Chosen by measurement on 10 million clustered points (k = 20 nearest within 5 km):
-    /// smaller leaves measure fewer points per query but queue more cells, and bounding a cell
-    /// costs about two point distances.
     ///
     /// ```
     /// use geo_index::QuadTree;
@@ -232,7 +388,8 @@ impl QuadTree {
     /// An empty tree; `leaf_capacity` is already validated.
     fn empty(leaf_capacity: usize) -> Self {
         Self {
-            nodes: vec![Node::Leaf(Vec::new())],
+            nodes: vec![Node::default()],
+            leaves: vec![Vec::new()],
             free_blocks: Vec::new(),
             slots: Slots::default(),
             leaf_capacity,
@@ -250,17 +407,23 @@ impl QuadTree {
             .iter()
             .map(|(id, position)| Entry { position, id })
             .collect();
+        // At most 2^32 distinct ids exist; the one count that does not fit is refused here.
+        small_count(all.len());
         self.build_node(ROOT, Rect::WORLD, 0, &mut all);
     }
 
     /// Makes `node`, a cell `rect` at `depth`, hold exactly `entries`: a leaf if they fit,
     /// otherwise an inner node over the four quarters, recursively.
-    fn build_node(&mut self, node: usize, rect: Rect, depth: usize, entries: &mut [Entry]) {
+    fn build_node(&mut self, node: u32, rect: Rect, depth: u32, entries: &mut [Entry]) {
+        let count = small_count(entries.len());
         if entries.len() <= self.leaf_capacity || depth >= MAX_DEPTH {
-            self.nodes[node] = Node::Leaf(entries.to_vec());
+            self.nodes[node as usize] = Node {
+                count,
+                first_child: 0,
+            };
+            self.leaves[node as usize] = entries.to_vec();
             return;
         }
-        let count = entries.len();
         let south_len = partition(entries, |e| quadrant(&rect, e.position) < 2);
         let (south, north) = entries.split_at_mut(south_len);
         let west_len = partition(south, |e| quadrant(&rect, e.position) & 1 == 0);
@@ -269,25 +432,24 @@ impl QuadTree {
         let (north_west, north_east) = north.split_at_mut(west_len);
 
         let first_child = self.alloc_block();
-        self.nodes[node] = Node::Inner {
-            count,
-            first_child,
-            rect,
-        };
-        let quarters = rect.quarters();
+        self.nodes[node as usize] = Node { count, first_child };
         let parts = [south_west, south_east, north_west, north_east];
-        for (i, (part, quarter)) in parts.into_iter().zip(quarters).enumerate() {
-            self.build_node(first_child + i, quarter, depth + 1, part);
+        for ((child, part), quarter) in (first_child..).zip(parts).zip(rect.quarters()) {
+            self.build_node(child, quarter, depth + 1, part);
         }
     }
 
     /// A block of four empty leaves, reused from the free list when possible.
-    fn alloc_block(&mut self) -> usize {
+    fn alloc_block(&mut self) -> u32 {
         if let Some(first) = self.free_blocks.pop() {
             return first;
         }
-        let first = self.nodes.len();
-        self.nodes.extend((0..4).map(|_| Node::Leaf(Vec::new())));
+        let first = u32::try_from(self.nodes.len())
+            .ok()
+            .filter(|first| first.checked_add(4).is_some())
+            .expect("a QuadTree has fewer than 2^32 nodes");
+        self.nodes.extend([Node::default(); 4]);
+        self.leaves.extend((0..4).map(|_| Vec::new()));
         first
     }
 
@@ -298,53 +460,42 @@ impl QuadTree {
         let mut rect = Rect::WORLD;
         let mut depth = 0;
         loop {
-            match &mut self.nodes[node] {
-                Node::Inner {
-                    count,
-                    first_child,
-                    rect: inner_rect,
-                } => {
-                    *count += 1;
-                    let quarter = quadrant(inner_rect, entry.position);
-                    rect = inner_rect.quarters()[quarter];
-                    node = *first_child + quarter;
-                    depth += 1;
+            let n = &mut self.nodes[node as usize];
+            n.count += 1;
+            if n.is_leaf() {
+                let leaf = &mut self.leaves[node as usize];
+                leaf.push(entry);
+                if leaf.len() > self.leaf_capacity && depth < MAX_DEPTH {
+                    self.split(node, rect, depth);
                 }
-                Node::Leaf(entries) => {
-                    entries.push(entry);
-                    if entries.len() > self.leaf_capacity && depth < MAX_DEPTH {
-                        self.split(node, rect, depth);
-                    }
-                    return;
-                }
+                return;
             }
+            let quarter = quadrant(&rect, entry.position);
+            node = n.first_child + quarter;
+            rect = rect.quarters()[quarter as usize];
+            depth += 1;
         }
     }
 
     /// Turns the overflowing leaf `node` (cell `rect` at `depth`) into an inner node over four
     /// new leaves, splitting again any quarter that still overflows.
-    fn split(&mut self, node: usize, rect: Rect, depth: usize) {
-        let Node::Leaf(entries) = std::mem::replace(&mut self.nodes[node], Node::Leaf(Vec::new()))
-        else {
-            return;
-        };
-        let count = entries.len();
+    fn split(&mut self, node: u32, rect: Rect, depth: u32) {
+        let entries = std::mem::take(&mut self.leaves[node as usize]);
         let mut parts: [Vec<Entry>; 4] = Default::default();
         for entry in entries {
-            parts[quadrant(&rect, entry.position)].push(entry);
+            parts[quadrant(&rect, entry.position) as usize].push(entry);
         }
         let first_child = self.alloc_block();
-        self.nodes[node] = Node::Inner {
-            count,
-            first_child,
-            rect,
-        };
-        let quarters = rect.quarters();
-        for (i, (part, quarter)) in parts.into_iter().zip(quarters).enumerate() {
+        self.nodes[node as usize].first_child = first_child;
+        for ((child, part), quarter) in (first_child..).zip(parts).zip(rect.quarters()) {
             let overflows = part.len() > self.leaf_capacity;
-            self.nodes[first_child + i] = Node::Leaf(part);
+            self.nodes[child as usize] = Node {
+                count: small_count(part.len()),
+                first_child: 0,
+            };
+            self.leaves[child as usize] = part;
             if overflows && depth + 1 < MAX_DEPTH {
-                self.split(first_child + i, quarter, depth + 1);
+                self.split(child, quarter, depth + 1);
             }
         }
     }
@@ -353,60 +504,65 @@ impl QuadTree {
     /// the way, then a merge of the highest subtree that became small enough.
     fn remove_entry(&mut self, id: EntryId, position: LatLng) {
         // Inner nodes sit at depths 0..MAX_DEPTH, so the path fits without allocating.
-        let mut path = [ROOT; MAX_DEPTH];
+        let mut path = [ROOT; MAX_DEPTH as usize];
         let mut path_len = 0;
         let mut node = ROOT;
-        while let Node::Inner {
-            count,
-            first_child,
-            rect,
-        } = &mut self.nodes[node]
-        {
-            *count -= 1;
+        let mut rect = Rect::WORLD;
+        loop {
+            let n = &mut self.nodes[node as usize];
+            n.count -= 1;
+            if n.is_leaf() {
+                break;
+            }
             path[path_len] = node;
             path_len += 1;
-            node = *first_child + quadrant(rect, position);
+            let quarter = quadrant(&rect, position);
+            node = n.first_child + quarter;
+            rect = rect.quarters()[quarter as usize];
         }
-        if let Node::Leaf(entries) = &mut self.nodes[node] {
-            if let Some(at) = entries.iter().position(|e| e.id == id) {
-                entries.swap_remove(at);
-            }
-            debug_assert!(entries.iter().all(|e| e.id != id));
-            // Only leaves that grew past the capacity (at the depth limit) can hold much spare
-            // room; give it back once they are mostly empty.
-            if entries.capacity() > 2 * self.leaf_capacity && entries.len() < entries.capacity() / 4
-            {
-                entries.shrink_to(entries.len() * 2);
-            }
+        let leaf = &mut self.leaves[node as usize];
+        if let Some(at) = leaf.iter().position(|e| e.id == id) {
+            leaf.swap_remove(at);
+        }
+        debug_assert_eq!(leaf.len(), self.nodes[node as usize].count as usize);
+        // Only leaves that grew past the capacity (at the depth limit) can hold much spare
+        // room; give it back once they are mostly empty.
+        if leaf.capacity() > 2 * self.leaf_capacity && leaf.len() < leaf.capacity() / 4 {
+            leaf.shrink_to(leaf.len() * 2);
         }
         // Counts only shrink along the path, so the highest small node contains all others.
         let merge = path[..path_len]
             .iter()
             .copied()
-            .find(|&n| self.nodes[n].count() <= self.leaf_capacity / 2);
+            .find(|&n| self.nodes[n as usize].count as usize <= self.leaf_capacity / 2);
         if let Some(top) = merge {
             self.merge(top);
         }
     }
 
     /// Collapses the subtree under `node` into one leaf, freeing its blocks.
-    fn merge(&mut self, node: usize) {
-        let mut entries = Vec::with_capacity(self.nodes[node].count());
+    fn merge(&mut self, node: u32) {
+        let count = self.nodes[node as usize].count;
+        let mut entries = Vec::with_capacity(count as usize);
         self.drain(node, &mut entries);
-        self.nodes[node] = Node::Leaf(entries);
+        self.nodes[node as usize] = Node {
+            count,
+            first_child: 0,
+        };
+        self.leaves[node as usize] = entries;
     }
 
     /// Moves every entry under `node` into `out`, leaving `node` an empty leaf and putting the
     /// blocks below it on the free list.
-    fn drain(&mut self, node: usize, out: &mut Vec<Entry>) {
-        match std::mem::replace(&mut self.nodes[node], Node::Leaf(Vec::new())) {
-            Node::Leaf(entries) => out.extend(entries),
-            Node::Inner { first_child, .. } => {
-                for child in first_child..first_child + 4 {
-                    self.drain(child, out);
-                }
-                self.free_blocks.push(first_child);
+    fn drain(&mut self, node: u32, out: &mut Vec<Entry>) {
+        let n = std::mem::take(&mut self.nodes[node as usize]);
+        if n.is_leaf() {
+            out.append(&mut std::mem::take(&mut self.leaves[node as usize]));
+        } else {
+            for child in n.first_child..n.first_child + 4 {
+                self.drain(child, out);
             }
+            self.free_blocks.push(n.first_child);
         }
     }
 
@@ -414,66 +570,110 @@ impl QuadTree {
     /// case of a small move): no count changes, no split, no merge. False when they do not.
     fn move_within_leaf(&mut self, id: EntryId, from: LatLng, to: LatLng) -> bool {
         let mut node = ROOT;
-        while let Node::Inner {
-            first_child, rect, ..
-        } = &self.nodes[node]
-        {
-            let quarter = quadrant(rect, from);
-            if quadrant(rect, to) != quarter {
+        let mut rect = Rect::WORLD;
+        loop {
+            let n = self.nodes[node as usize];
+            if n.is_leaf() {
+                break;
+            }
+            let quarter = quadrant(&rect, from);
+            if quadrant(&rect, to) != quarter {
                 return false;
             }
-            node = *first_child + quarter;
+            node = n.first_child + quarter;
+            rect = rect.quarters()[quarter as usize];
         }
-        if let Node::Leaf(entries) = &mut self.nodes[node]
-            && let Some(entry) = entries.iter_mut().find(|e| e.id == id)
-        {
-            entry.position = to;
-            return true;
+        match self.leaves[node as usize].iter_mut().find(|e| e.id == id) {
+            Some(entry) => {
+                entry.position = to;
+                true
+            }
+            None => false,
         }
-        false
     }
 
-    /// Entries within `radius_m` under `node`, whose distance bounds are `bounds`.
-    fn count_node(&self, node: usize, rect: &Rect, origin: &Origin, radius_m: f64) -> usize {
-        let n = &self.nodes[node];
-        let count = n.count();
-        if count == 0 {
+    /// The deepest cell holding every point within `radius_m` of `centre`. Nothing outside it
+    /// can answer, so traversals start there instead of at the root and skip bounding the
+    /// cells of every level above.
+    fn enclosing_cell(&self, centre: LatLng, radius_m: f64) -> Cell {
+        // The box is enlarged past rounding error, so a point whose computed distance is
+        // within the radius is inside it.
+        let bbox = BoundingBox::around(centre, radius_m);
+        // A box crossing or touching the antimeridian may take points stored on the other
+        // side of it (-180 and 180 are one meridian): only the root holds both sides.
+        if bbox.crosses_antimeridian() || bbox.west() == -180.0 || bbox.east() == 180.0 {
+            return Cell::ROOT;
+        }
+        let mut cell = Cell::ROOT;
+        let mut rect = Rect::WORLD;
+        loop {
+            let n = self.nodes[cell.node as usize];
+            if n.is_leaf() {
+                return cell;
+            }
+            // The tie rule of `quadrant`: a point on a midline belongs to the north or east.
+            let mid_lat = (rect.south + rect.north) * 0.5;
+            let mid_lng = (rect.west + rect.east) * 0.5;
+            let north = if bbox.south() >= mid_lat {
+                1
+            } else if bbox.north() < mid_lat {
+                0
+            } else {
+                return cell;
+            };
+            let east = if bbox.west() >= mid_lng {
+                1
+            } else if bbox.east() < mid_lng {
+                0
+            } else {
+                return cell;
+            };
+            let quarter = north * 2 + east;
+            cell = cell.child(n.first_child, quarter);
+            rect = rect.quarters()[quarter as usize];
+        }
+    }
+
+    /// Entries within `radius_m` of `origin` under `cell`, whose rectangle is `rect`.
+    fn count_cell(&self, cell: Cell, rect: &Rect, origin: &Origin, radius_m: f64) -> usize {
+        let n = self.nodes[cell.node as usize];
+        if n.count == 0 {
             return 0;
         }
         let bounds = rect.bounds(origin);
         // No two points are further apart than half the circumference, whatever the bound says.
         if bounds.max_m.min(HALF_CIRCUMFERENCE_M) + COUNT_SLACK_M <= radius_m {
-            return count;
+            return n.count as usize;
         }
         if bounds.min_m - COUNT_SLACK_M > radius_m {
             return 0;
         }
-        match n {
-            Node::Leaf(entries) => entries
+        if n.is_leaf() {
+            return self.leaves[cell.node as usize]
                 .iter()
                 .filter(|e| origin.distance_m(e.position) <= radius_m)
-                .count(),
-            Node::Inner { first_child, .. } => rect
-                .quarters()
-                .iter()
-                .enumerate()
-                .map(|(i, quarter)| self.count_node(first_child + i, quarter, origin, radius_m))
-                .sum(),
+                .count();
         }
+        (0..4)
+            .zip(rect.quarters())
+            .map(|(quarter, q)| {
+                self.count_cell(cell.child(n.first_child, quarter), &q, origin, radius_m)
+            })
+            .sum()
     }
 
     /// Pushes the ids under `node` (cell `rect`) that lie in `bbox`; `intervals` are the box's
-    /// longitude intervals, widened to the other side of the antimeridian where they touch it.
+    /// longitude intervals, plus the opposite edge of the antimeridian where they touch it.
     fn collect_bbox(
         &self,
-        node: usize,
+        node: u32,
         rect: &Rect,
         bbox: &BoundingBox,
         intervals: &[(f64, f64)],
         out: &mut Vec<EntryId>,
     ) {
-        let n = &self.nodes[node];
-        if n.count() == 0 || rect.north < bbox.south() || rect.south > bbox.north() {
+        let n = self.nodes[node as usize];
+        if n.count == 0 || rect.north < bbox.south() || rect.south > bbox.north() {
             return;
         }
         if !intervals
@@ -492,29 +692,28 @@ impl QuadTree {
             self.collect_all(node, out);
             return;
         }
-        match n {
-            Node::Leaf(entries) => out.extend(
-                entries
+        if n.is_leaf() {
+            out.extend(
+                self.leaves[node as usize]
                     .iter()
                     .filter(|e| bbox.contains(e.position))
                     .map(|e| e.id),
-            ),
-            Node::Inner { first_child, .. } => {
-                for (i, quarter) in rect.quarters().iter().enumerate() {
-                    self.collect_bbox(first_child + i, quarter, bbox, intervals, out);
-                }
-            }
+            );
+            return;
+        }
+        for (child, quarter) in (n.first_child..).zip(rect.quarters()) {
+            self.collect_bbox(child, &quarter, bbox, intervals, out);
         }
     }
 
     /// Pushes every id under `node`.
-    fn collect_all(&self, node: usize, out: &mut Vec<EntryId>) {
-        match &self.nodes[node] {
-            Node::Leaf(entries) => out.extend(entries.iter().map(|e| e.id)),
-            Node::Inner { first_child, .. } => {
-                for child in *first_child..*first_child + 4 {
-                    self.collect_all(child, out);
-                }
+    fn collect_all(&self, node: u32, out: &mut Vec<EntryId>) {
+        let n = self.nodes[node as usize];
+        if n.is_leaf() {
+            out.extend(self.leaves[node as usize].iter().map(|e| e.id));
+        } else {
+            for child in n.first_child..n.first_child + 4 {
+                self.collect_all(child, out);
             }
         }
     }
@@ -550,25 +749,37 @@ impl fmt::Debug for QuadTree {
 }
 
 impl Expand for QuadTree {
-    type Cell = usize;
+    type Cell = Cell;
 
     #[inline]
-    fn expand(&self, cell: usize, frontier: &mut Frontier<'_, usize>) {
-        match &self.nodes[cell] {
-            Node::Leaf(entries) => {
-                for entry in entries {
-                    frontier.push_point(entry.id, entry.position);
+    fn expand(&self, cell: Cell, frontier: &mut Frontier<'_, Cell>) {
+        let n = self.nodes[cell.node as usize];
+        if n.is_leaf() {
+            for entry in &self.leaves[cell.node as usize] {
+                frontier.push_point(entry.id, entry.position);
+            }
+            return;
+        }
+        let first = n.first_child as usize;
+        let children = &self.nodes[first..first + 4];
+        let rect = cell.rect();
+        if frontier.query().keyset().is_some() {
+            // Resuming: the upper bounds let the engine skip cells wholly before the keyset.
+            for ((quarter, child), q) in (0..).zip(children).zip(rect.quarters()) {
+                if child.count > 0 {
+                    let bounds = q.bounds(frontier.origin());
+                    frontier.push_cell(cell.child(n.first_child, quarter), bounds);
                 }
             }
-            Node::Inner {
-                first_child, rect, ..
-            } => {
-                let children = &self.nodes[*first_child..*first_child + 4];
-                for (i, (child, quarter)) in children.iter().zip(rect.quarters()).enumerate() {
-                    if child.count() > 0 {
-                        let bounds = quarter.bounds(frontier.origin());
-                        frontier.push_cell(first_child + i, bounds);
-                    }
+        } else {
+            let lower = QuarterBounds::new(&rect, frontier.origin());
+            for (quarter, child) in (0..).zip(children) {
+                if child.count > 0 {
+                    let bounds = Bounds {
+                        min_m: lower.min_m(quarter as usize),
+                        max_m: f64::INFINITY,
+                    };
+                    frontier.push_cell(cell.child(n.first_child, quarter), bounds);
                 }
             }
         }
@@ -599,18 +810,38 @@ impl SpatialIndex for QuadTree {
         self.slots.get(id)
     }
 
+    /// Inserts or moves entry `id`; a move that stays within its leaf is done in place.
+    ///
+    /// # Panics
+    /// When the tree already holds 2³² − 1 entries and `id` is new.
+    ///
+    /// ```
+    /// use geo_index::{LatLng, QuadTree, SpatialIndex};
+    /// let mut index = QuadTree::default();
+    /// assert_eq!(index.insert(1, LatLng::new(0.0, 0.0)?), None);
+    /// assert_eq!(index.insert(1, LatLng::new(0.0, 1e-6)?), Some(LatLng::new(0.0, 0.0)?));
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
     fn insert(&mut self, id: EntryId, position: LatLng) -> Option<LatLng> {
-        let previous = self.slots.set(id, position);
-        match previous {
-            None => self.insert_entry(Entry { position, id }),
+        match self.slots.get(id) {
             Some(from) => {
+                self.slots.set(id, position);
                 if !self.move_within_leaf(id, from, position) {
                     self.remove_entry(id, from);
                     self.insert_entry(Entry { position, id });
                 }
+                Some(from)
+            }
+            None => {
+                assert!(
+                    self.slots.len() < u32::MAX as usize,
+                    "a QuadTree holds fewer than 2^32 entries"
+                );
+                self.slots.set(id, position);
+                self.insert_entry(Entry { position, id });
+                None
             }
         }
-        previous
     }
 
     fn remove(&mut self, id: EntryId) -> Option<LatLng> {
@@ -621,9 +852,10 @@ impl SpatialIndex for QuadTree {
 
     fn search<'a>(&'a self, query: Query<'a>) -> impl Iterator<Item = Neighbour> + 'a {
         BestFirst::new(self, query, |frontier| {
-            if self.nodes[ROOT].count() > 0 {
-                let bounds = Rect::WORLD.bounds(frontier.origin());
-                frontier.push_cell(ROOT, bounds);
+            let cell = self.enclosing_cell(query.centre(), query.radius_m());
+            if self.nodes[cell.node as usize].count > 0 {
+                let bounds = cell.rect().bounds(frontier.origin());
+                frontier.push_cell(cell, bounds);
             }
         })
     }
@@ -645,7 +877,8 @@ impl SpatialIndex for QuadTree {
         // Validates the radius exactly as every other query does.
         let query = Query::within(centre, radius_m)?;
         let origin = Origin::new(query.centre());
-        Ok(self.count_node(ROOT, &Rect::WORLD, &origin, query.radius_m()))
+        let cell = self.enclosing_cell(query.centre(), query.radius_m());
+        Ok(self.count_cell(cell, &cell.rect(), &origin, query.radius_m()))
     }
 
     fn in_bbox(&self, bbox: &BoundingBox) -> Vec<EntryId> {
@@ -670,17 +903,11 @@ impl SpatialIndex for QuadTree {
     }
 
     fn heap_bytes(&self) -> usize {
-        let leaves: usize = self
-            .nodes
-            .iter()
-            .map(|node| match node {
-                Node::Leaf(entries) => entries.capacity() * std::mem::size_of::<Entry>(),
-                Node::Inner { .. } => 0,
-            })
-            .sum();
+        let entries: usize = self.leaves.iter().map(Vec::capacity).sum();
         self.nodes.capacity() * std::mem::size_of::<Node>()
-            + leaves
-            + self.free_blocks.capacity() * std::mem::size_of::<usize>()
+            + self.leaves.capacity() * std::mem::size_of::<Vec<Entry>>()
+            + entries * std::mem::size_of::<Entry>()
+            + self.free_blocks.capacity() * std::mem::size_of::<u32>()
             + self.slots.heap_bytes()
     }
 }
@@ -699,47 +926,56 @@ mod tests {
         tree.nodes.len() - 4 * tree.free_blocks.len()
     }
 
-    /// Checks the structural invariants: counts add up, leaves respect the capacity unless at
-    /// the depth limit, every inner node is above the merge threshold, every entry sits in the
-    /// cell that contains it and matches the id table.
+    /// Checks the structural invariants: counts add up and match the leaves, leaves respect
+    /// the capacity unless at the depth limit, every inner node is above the merge threshold,
+    /// cell rectangles equal quartered parents, every entry sits in its cell and matches the
+    /// id table, and unused nodes are empty.
     fn check_invariants(tree: &QuadTree) {
-        fn walk(tree: &QuadTree, node: usize, rect: Rect, depth: usize, seen: &mut usize) -> usize {
-            match &tree.nodes[node] {
-                Node::Leaf(entries) => {
-                    assert!(entries.len() <= tree.leaf_capacity || depth == MAX_DEPTH);
-                    for e in entries {
-                        assert!(rect.south <= e.position.lat && e.position.lat <= rect.north);
-                        assert!(rect.west <= e.position.lng && e.position.lng <= rect.east);
-                        assert_eq!(tree.slots.get(e.id), Some(e.position));
-                    }
-                    *seen += entries.len();
-                    entries.len()
+        fn walk(tree: &QuadTree, cell: Cell, rect: Rect, used: &mut [bool]) -> usize {
+            let n = tree.nodes[cell.node as usize];
+            assert_eq!(cell.rect(), rect, "grid rectangle differs from quartering");
+            used[cell.node as usize] = true;
+            let leaf = &tree.leaves[cell.node as usize];
+            if n.is_leaf() {
+                assert_eq!(leaf.len(), n.count as usize);
+                assert!(leaf.len() <= tree.leaf_capacity || cell.depth == MAX_DEPTH);
+                for e in leaf {
+                    assert!(quadrant_path_ok(&rect, e.position));
+                    assert_eq!(tree.slots.get(e.id), Some(e.position));
                 }
-                Node::Inner {
-                    count,
-                    first_child,
-                    rect: stored,
-                } => {
-                    assert_eq!(*stored, rect);
-                    assert!(depth < MAX_DEPTH);
-                    if node != ROOT || *count > 0 {
-                        assert!(*count > tree.leaf_capacity / 2, "inner node too small");
-                    }
-                    let sum: usize = rect
-                        .quarters()
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, q)| walk(tree, first_child + i, q, depth + 1, seen))
-                        .sum();
-                    assert_eq!(sum, *count);
-                    sum
-                }
+                return leaf.len();
+            }
+            assert!(leaf.is_empty());
+            assert!(cell.depth < MAX_DEPTH);
+            if cell.node != ROOT {
+                assert!(
+                    n.count as usize > tree.leaf_capacity / 2,
+                    "inner node too small"
+                );
+            }
+            let sum: usize = (0..4)
+                .zip(rect.quarters())
+                .map(|(q, r)| walk(tree, cell.child(n.first_child, q), r, used))
+                .sum();
+            assert_eq!(sum, n.count as usize);
+            sum
+        }
+        fn quadrant_path_ok(rect: &Rect, p: LatLng) -> bool {
+            rect.south <= p.lat && p.lat <= rect.north && rect.west <= p.lng && p.lng <= rect.east
+        }
+        let mut used = vec![false; tree.nodes.len()];
+        let total = walk(tree, Cell::ROOT, Rect::WORLD, &mut used);
+        assert_eq!(total, tree.slots.len());
+        assert_eq!(tree.nodes.len(), tree.leaves.len());
+        for &first in &tree.free_blocks {
+            for node in first..first + 4 {
+                assert!(!used[node as usize], "free node {node} in use");
+                used[node as usize] = true;
+                assert_eq!(tree.nodes[node as usize], Node::default());
+                assert!(tree.leaves[node as usize].is_empty());
             }
         }
-        let mut seen = 0;
-        let total = walk(tree, ROOT, Rect::WORLD, 0, &mut seen);
-        assert_eq!(total, tree.slots.len());
-        assert_eq!(seen, tree.slots.len());
+        assert!(used.iter().all(|&u| u), "a node is neither used nor free");
     }
 
     fn grid(n: u32) -> Vec<(EntryId, LatLng)> {
@@ -828,7 +1064,7 @@ mod tests {
         }
         check_invariants(&tree);
         assert_eq!(live_nodes(&tree), 1);
-        assert!(matches!(&tree.nodes[ROOT], Node::Leaf(e) if e.is_empty()));
+        assert_eq!(tree.nodes[ROOT as usize], Node::default());
     }
 
     #[test]
@@ -854,7 +1090,7 @@ mod tests {
             check_invariants(&built);
             assert_same_answers(&built, &entries);
             // The chain to the shared leaf is bounded by the depth limit.
-            assert!(live_nodes(&built) <= 1 + 4 * MAX_DEPTH);
+            assert!(live_nodes(&built) <= 1 + 4 * MAX_DEPTH as usize);
 
             let mut tree = QuadTree::with_leaf_capacity(capacity).expect("ok");
             for &(id, q) in &entries {
@@ -962,5 +1198,116 @@ mod tests {
         let tree = QuadTree::build(grid(1_000));
         assert!(tree.heap_bytes() >= empty.heap_bytes() + 1_000 * std::mem::size_of::<Entry>());
         assert!(tree.heap_bytes() >= tree.slots.heap_bytes() + tree.nodes.len() * 8);
+    }
+
+    /// A grid position's rectangle equals the one reached by quartering, down to the depth
+    /// limit, along paths hugging every edge and the middle.
+    #[test]
+    fn grid_rectangles_are_exact() {
+        for path in [
+            [0u32; 32],
+            [3; 32],
+            [1; 32],
+            [2; 32],
+            [0, 3].repeat(16).try_into().expect("32"),
+            [1, 2].repeat(16).try_into().expect("32"),
+        ] {
+            let mut cell = Cell::ROOT;
+            let mut rect = Rect::WORLD;
+            for quarter in path {
+                cell = cell.child(1, quarter);
+                rect = rect.quarters()[quarter as usize];
+                assert_eq!(cell.rect(), rect);
+                assert!(rect.south < rect.north && rect.west < rect.east);
+            }
+            assert_eq!(cell.depth, MAX_DEPTH);
+        }
+    }
+
+    /// The batched lower bounds equal those of `Rect::bounds`, bit for bit, so they are exactly
+    /// as valid.
+    #[test]
+    fn quarter_bounds_equal_rect_bounds() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut origins = vec![
+            ll(0.0, 0.0),
+            ll(90.0, 0.0),
+            ll(-90.0, 180.0),
+            ll(0.0, -180.0),
+            ll(45.0, 180.0),
+        ];
+        for _ in 0..200 {
+            let lat = (next() % 180_001) as f64 / 1000.0 - 90.0;
+            let lng = (next() % 360_001) as f64 / 1000.0 - 180.0;
+            origins.push(ll(lat, lng));
+        }
+        for (i, centre) in origins.iter().enumerate() {
+            let origin = Origin::new(*centre);
+            // Cells of every depth, near the origin (where gaps vanish) and anywhere.
+            for depth in 0..=MAX_DEPTH {
+                let anywhere = next();
+                let cells = 1u64 << depth;
+                let (x, y) = if i % 2 == 0 {
+                    let x = ((centre.lng + 180.0) / 360.0 * cells as f64) as u64;
+                    let y = ((centre.lat + 90.0) / 180.0 * cells as f64) as u64;
+                    (x.min(cells - 1), y.min(cells - 1))
+                } else {
+                    (anywhere % cells, (anywhere >> 32) % cells)
+                };
+                let cell = Cell {
+                    node: 0,
+                    x: u32::try_from(x).expect("fits"),
+                    y: u32::try_from(y).expect("fits"),
+                    depth,
+                };
+                let rect = cell.rect();
+                let lower = QuarterBounds::new(&rect, &origin);
+                for (q, quarter) in rect.quarters().iter().enumerate() {
+                    let expected = quarter.bounds(&origin).min_m;
+                    assert_eq!(
+                        lower.min_m(q).to_bits(),
+                        expected.to_bits(),
+                        "{centre:?} {quarter:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The search seed holds every answer, on and around the midlines and the antimeridian.
+    #[test]
+    fn enclosing_cell_holds_the_circle() {
+        let mut entries = grid(2_000);
+        entries.extend([
+            (5_000, ll(0.0, 0.0)),
+            (5_001, ll(0.0, -180.0)),
+            (5_002, ll(0.0, 180.0)),
+            (5_003, ll(45.0, 90.0)),
+            (5_004, ll(89.9999, 0.0)),
+        ]);
+        let tree = QuadTree::build_with_leaf_capacity(entries.clone(), 1).expect("ok");
+        let reference = BruteForce::build(entries);
+        for centre in [
+            ll(0.0, 0.0),
+            ll(0.0, 179.99),
+            ll(0.0, -179.99),
+            ll(45.0, 90.0),
+            ll(48.5, 2.5),
+            ll(89.99, 10.0),
+            ll(0.00001, 0.00001),
+        ] {
+            for radius in [0.0, 1.0, 100.0, 10_000.0, 1e6] {
+                let query = Query::within(centre, radius).expect("valid");
+                let got: Vec<EntryId> = tree.search(query).map(|n| n.id).collect();
+                let expected: Vec<EntryId> = reference.search(query).map(|n| n.id).collect();
+                assert_eq!(got, expected, "{centre:?} {radius}");
+            }
+        }
     }
 }
