@@ -28,9 +28,10 @@
 //! - **Entries inline in leaves.** Each leaf owns a vector of `(position, id)` (a table
 //!   parallel to the arena, empty for inner nodes), so measuring a leaf's points reads one
 //!   short contiguous array instead of chasing every id into the id table, a random access
-//!   into a table as large as the data set. The id table ([`Slots`]) is kept as well: it
-//!   answers `get` in O(1) and gives the position to descend by when an entry is removed or
-//!   moved, so those are O(depth), never a scan.
+//!   into a table as large as the data set: on 10 million clustered points, looking the
+//!   positions up in the id table instead made queries twice as slow. The id table
+//!   ([`Slots`]) is kept as well: it answers `get` in O(1) and gives the position to descend
+//!   by when an entry is removed or moved, so those are O(depth), never a scan.
 //! - **Counts in nodes.** Every node knows how many entries its subtree holds: the search
 //!   skips empty children without bounding them, merges know when to happen, and
 //!   [`SpatialIndex::count_within`] adds whole subtrees lying inside the circle without
@@ -72,6 +73,11 @@ const MAX_DEPTH: u32 = 32;
 /// this far outside. Haversine rounding is below 0.1 m even near antipodes, so 1 m keeps the
 /// count exactly equal to measuring every point, at no measurable cost.
 const COUNT_SLACK_M: f64 = 1.0;
+
+/// Margin added to the radius before bounding the query circle to find where a search starts,
+/// the same one metre by which the search engine widens every bound: far above haversine
+/// rounding, far below any cell the margin could push the start out of.
+const SEED_SLACK_M: f64 = 1.0;
 
 /// The root's index in the arena. The root is nobody's child, which frees `first_child == 0`
 /// to mean "leaf".
@@ -313,6 +319,11 @@ pub struct QuadTree {
 
 impl QuadTree {
     /// The leaf capacity of [`QuadTree::default`] and [`SpatialIndex::build`].
+    ///
+    /// Measured on 10 million points clustered around the world's cities, 20 nearest within
+    /// 5 km: the median query time is flat between 16 and 48 (smaller leaves measure fewer
+    /// points per query but expand more cells, larger ones the reverse) and rises outside
+    /// that range; 32 sits in the flat part with less memory and a faster build than 16.
     ///
     /// ```
     /// use geo_index::QuadTree;
@@ -596,9 +607,9 @@ impl QuadTree {
     /// can answer, so traversals start there instead of at the root and skip bounding the
     /// cells of every level above.
     fn enclosing_cell(&self, centre: LatLng, radius_m: f64) -> Cell {
-        // The box is enlarged past rounding error, so a point whose computed distance is
-        // within the radius is inside it.
-        let bbox = BoundingBox::around(centre, radius_m);
+        // `around` enlarges the box past its own rounding; the extra metre also covers the
+        // haversine's, so a point whose computed distance is within the radius is inside.
+        let bbox = BoundingBox::around(centre, radius_m + SEED_SLACK_M);
         // A box crossing or touching the antimeridian may take points stored on the other
         // side of it (-180 and 180 are one meridian): only the root holds both sides.
         if bbox.crosses_antimeridian() || bbox.west() == -180.0 || bbox.east() == 180.0 {
