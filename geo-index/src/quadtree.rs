@@ -813,10 +813,27 @@ impl SpatialIndex for QuadTree {
         tree
     }
 
+    /// Number of entries, kept by the id table.
+    ///
+    /// ```
+    /// use geo_index::{LatLng, QuadTree, SpatialIndex};
+    /// let index = QuadTree::build(vec![(7, LatLng::new(1.0, 1.0)?), (9, LatLng::new(2.0, 2.0)?)]);
+    /// assert_eq!(index.len(), 2);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
     fn len(&self) -> usize {
         self.slots.len()
     }
 
+    /// Where entry `id` is, from the id table in O(1).
+    ///
+    /// ```
+    /// use geo_index::{LatLng, QuadTree, SpatialIndex};
+    /// let index = QuadTree::build(vec![(7, LatLng::new(1.0, 1.0)?)]);
+    /// assert_eq!(index.get(7), Some(LatLng::new(1.0, 1.0)?));
+    /// assert_eq!(index.get(8), None);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
     fn get(&self, id: EntryId) -> Option<LatLng> {
         self.slots.get(id)
     }
@@ -855,12 +872,42 @@ impl SpatialIndex for QuadTree {
         }
     }
 
+    /// Removes entry `id`: one descent to its leaf, then the highest subtree left with half a
+    /// leaf or less merges back into one leaf.
+    ///
+    /// ```
+    /// use geo_index::{LatLng, QuadTree, SpatialIndex};
+    /// let mut index = QuadTree::with_leaf_capacity(1)?;
+    /// index.insert(1, LatLng::new(1.0, 1.0)?);
+    /// index.insert(2, LatLng::new(-1.0, -1.0)?);
+    /// assert_eq!(index.remove(1), Some(LatLng::new(1.0, 1.0)?));
+    /// assert_eq!(index.remove(1), None);
+    /// assert_eq!(index.len(), 1);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
     fn remove(&mut self, id: EntryId) -> Option<LatLng> {
         let position = self.slots.take(id)?;
         self.remove_entry(id, position);
         Some(position)
     }
 
+    /// Best-first from the deepest node holding the query circle: entries within the radius,
+    /// nearest first, ties by id, computed as they are taken.
+    ///
+    /// ```
+    /// use geo_index::{LatLng, QuadTree, Query, SpatialIndex};
+    /// let index = QuadTree::build(vec![
+    ///     (1, LatLng::new(0.0, 0.002)?),
+    ///     (2, LatLng::new(0.0, 0.001)?),
+    ///     (3, LatLng::new(10.0, 10.0)?),
+    /// ]);
+    /// let ids: Vec<u32> = index
+    ///     .search(Query::within(LatLng::new(0.0, 0.0)?, 1_000.0)?)
+    ///     .map(|n| n.id)
+    ///     .collect();
+    /// assert_eq!(ids, [2, 1]);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
     fn search<'a>(&'a self, query: Query<'a>) -> impl Iterator<Item = Neighbour> + 'a {
         BestFirst::new(self, query, |frontier| {
             let cell = self.enclosing_cell(query.centre(), query.radius_m());
@@ -892,6 +939,16 @@ impl SpatialIndex for QuadTree {
         Ok(self.count_cell(cell, &cell.rect(), &origin, query.radius_m()))
     }
 
+    /// Visits only the nodes the box overlaps; nodes wholly inside it are taken without testing
+    /// their entries.
+    ///
+    /// ```
+    /// use geo_index::{BoundingBox, LatLng, QuadTree, SpatialIndex};
+    /// let index = QuadTree::build(vec![(1, LatLng::new(0.0, 180.0)?), (2, LatLng::new(0.0, 0.0)?)]);
+    /// // -180 and 180 are one meridian.
+    /// assert_eq!(index.in_bbox(&BoundingBox::new(-1.0, -180.0, 1.0, -179.0)?), [1]);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
     fn in_bbox(&self, bbox: &BoundingBox) -> Vec<EntryId> {
         // Longitudes -180 and 180 are one meridian: an interval reaching one also takes the
         // cells that only touch the other.
@@ -913,6 +970,14 @@ impl SpatialIndex for QuadTree {
         out
     }
 
+    /// The arena, the leaves' entry vectors (their capacity), the free list and the id table.
+    ///
+    /// ```
+    /// use geo_index::{LatLng, QuadTree, SpatialIndex};
+    /// let index = QuadTree::build(vec![(0, LatLng::new(0.0, 0.0)?)]);
+    /// assert!(index.heap_bytes() > QuadTree::default().heap_bytes());
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
     fn heap_bytes(&self) -> usize {
         let entries: usize = self.leaves.iter().map(Vec::capacity).sum();
         self.nodes.capacity() * std::mem::size_of::<Node>()
