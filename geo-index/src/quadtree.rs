@@ -23,7 +23,8 @@
 //! - **Compact arena.** Nodes are 8 bytes (entry count and first child) in one `Vec`, indices
 //!   instead of pointers. The four children of a node are one block of four consecutive nodes,
 //!   so deciding which children a search must visit reads 32 contiguous bytes, and the nodes
-//!   of a 10-million-entry tree fit in the last-level cache. Blocks freed by merges go on a
+//!   of a 10-million-entry tree (about 1.1 million, 9 MB) fit in the last-level cache. Keeping
+//!   each leaf's vector beside its node instead (32-byte nodes) measured slightly slower. Blocks freed by merges go on a
 //!   free list and are reused by the next split.
 //! - **Entries inline in leaves.** Each leaf owns a vector of `(position, id)` (a table
 //!   parallel to the arena, empty for inner nodes), so measuring a leaf's points reads one
