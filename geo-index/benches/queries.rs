@@ -32,7 +32,11 @@ fn bench_kind<I: SpatialIndex>(
         group.bench_function(BenchmarkId::from_parameter(kind), |b| {
             b.iter(|| {
                 i = (i + 1) % centres.len();
-                black_box(index.nearest(centres[i], K, radius_m).map(|v| v.len()))
+                black_box(
+                    index
+                        .nearest(centres[i], K, radius_m)
+                        .map_or(0, |v| v.len()),
+                )
             });
         });
         group.finish();

@@ -113,7 +113,7 @@ fn measure<I: SpatialIndex>(
                 black_box(
                     index
                         .nearest(centres[i % centres.len()], K, r)
-                        .map(|v| v.len()),
+                        .map_or(0, |v| v.len()),
                 );
             })
         })

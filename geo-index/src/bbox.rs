@@ -179,7 +179,11 @@ impl BoundingBox {
                 east: 180.0,
             };
         }
-        let ratio = delta.to_radians().sin() / centre.lat().to_radians().cos();
+        // Near a pole `ratio` approaches 1, where asin's slope is unbounded: an ulp of error
+        // in `ratio` becomes ~1e-6° of longitude. Inflating `ratio` by a relative 1e-9 (far
+        // above its rounding error) keeps the box a superset; it is only a search seed.
+        let ratio =
+            libm::sin(delta.to_radians()) / libm::cos(centre.lat().to_radians()) * (1.0 + 1e-9);
         if ratio >= 1.0 {
             return BoundingBox {
                 south,
@@ -188,7 +192,7 @@ impl BoundingBox {
                 east: 180.0,
             };
         }
-        let dlng = ratio.asin().to_degrees() * (1.0 + 1e-9) + 1e-9;
+        let dlng = libm::asin(ratio).to_degrees() + 1e-9;
         if dlng >= 180.0 {
             return BoundingBox {
                 south,
