@@ -40,6 +40,9 @@ pub(crate) trait Expand {
 
 enum Payload<C> {
     Cell(C),
+    /// A point keyed by a cheap lower bound of its distance; measured exactly when popped.
+    Candidate(LatLng),
+    /// A point keyed by its exact distance: popping it yields an answer.
     Point(LatLng),
 }
 
@@ -51,8 +54,14 @@ struct Item<C> {
 }
 
 impl<C> Item<C> {
-    fn is_point(&self) -> bool {
-        matches!(self.payload, Payload::Point(_))
+    /// Among equal keys: cells, then candidates, then measured points, so a point is only
+    /// yielded once nothing queued can still hold an equal distance with a smaller id.
+    fn rank(&self) -> u8 {
+        match self.payload {
+            Payload::Cell(_) => 0,
+            Payload::Candidate(_) => 1,
+            Payload::Point(_) => 2,
+        }
     }
 }
 
@@ -68,13 +77,14 @@ impl<C> PartialOrd for Item<C> {
     }
 }
 impl<C> Ord for Item<C> {
-    /// Reversed, so that `BinaryHeap` pops the smallest: by key, then cells before points (a
-    /// cell whose bound equals a point's distance may hold a tie with a smaller id), then id.
+    /// Reversed, so that `BinaryHeap` pops the smallest: by key, then rank (a cell or a
+    /// candidate whose bound equals a point's distance may hold a tie with a smaller id), then
+    /// id.
     fn cmp(&self, other: &Self) -> Ordering {
         other
             .key_m
             .total_cmp(&self.key_m)
-            .then_with(|| other.is_point().cmp(&self.is_point()))
+            .then_with(|| other.rank().cmp(&self.rank()))
             .then_with(|| other.id.cmp(&self.id))
     }
 }
@@ -124,17 +134,31 @@ impl<'q, C> Frontier<'q, C> {
         });
     }
 
-    /// Measure a point and queue it if it answers the query.
+    /// Queue a point, unless it is certainly beyond the radius. It is keyed by a cheap lower
+    /// bound of its distance (no trigonometry) and measured exactly only if it reaches the
+    /// front of the queue: most points of an opened cell never do.
     #[inline]
     pub(crate) fn push_point(&mut self, id: EntryId, position: LatLng) {
-        let distance_m = self.origin.distance_m(position);
-        if self.query.admits(distance_m, id) && self.query.accepts(id) {
-            self.heap.push(Item {
-                key_m: distance_m,
-                id,
-                payload: Payload::Point(position),
-            });
+        let key_m = self.origin.distance_lower_bound_m(position);
+        if key_m > self.query.radius_m {
+            return;
         }
+        self.heap.push(Item {
+            key_m,
+            id,
+            payload: Payload::Candidate(position),
+        });
+    }
+
+    /// Measure a candidate exactly; an answer comes back, to be yielded or queued.
+    #[inline]
+    fn measure(&self, id: EntryId, position: LatLng) -> Option<Item<C>> {
+        let distance_m = self.origin.distance_m(position);
+        (self.query.admits(distance_m, id) && self.query.accepts(id)).then_some(Item {
+            key_m: distance_m,
+            id,
+            payload: Payload::Point(position),
+        })
     }
 }
 
@@ -169,6 +193,21 @@ impl<S: Expand> Iterator for BestFirst<'_, S> {
                         position,
                         distance_m: item.key_m,
                     });
+                }
+                Payload::Candidate(position) => {
+                    let Some(point) = self.frontier.measure(item.id, position) else {
+                        continue;
+                    };
+                    // Yield at once when nothing queued comes first (the common case for
+                    // the nearest points); otherwise wait in the queue.
+                    if self.frontier.heap.peek().is_none_or(|next| point >= *next) {
+                        return Some(Neighbour {
+                            id: point.id,
+                            position,
+                            distance_m: point.key_m,
+                        });
+                    }
+                    self.frontier.heap.push(point);
                 }
                 Payload::Cell(cell) => self.source.expand(cell, &mut self.frontier),
             }
