@@ -1,4 +1,5 @@
 //! The HTTP API on the embedded (in-memory) store, driven through the real router.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 use axum::Router;
 use axum::body::Body;
@@ -9,7 +10,7 @@ use nearby_services::business::{Business, BusinessId, Category, Name, position};
 use nearby_services::catalog::Catalog;
 use nearby_services::state::{AppState, Limits};
 use nearby_services::store::Store;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower::ServiceExt;
 
 fn secret() -> Secret {
@@ -33,11 +34,8 @@ fn businesses() -> Vec<Business> {
                 out.push(Business {
                     id: BusinessId::new(&format!("p-{i}-{j}-{dup}")).unwrap(),
                     name: Name::new(&format!("Place {i} {j}")).unwrap(),
-                    position: position(
-                        48.80 + f64::from(i) * 0.002,
-                        2.30 + f64::from(j) * 0.003,
-                    )
-                    .unwrap(),
+                    position: position(48.80 + f64::from(i) * 0.002, 2.30 + f64::from(j) * 0.003)
+                        .unwrap(),
                     category: Some(
                         Category::new(if (i + j) % 3 == 0 { "cafe" } else { "bakery" }).unwrap(),
                     ),
@@ -84,7 +82,12 @@ fn write(method: Method, uri: &str, token: Option<&str>, body: &str) -> Request<
 
 fn assert_error(body: &Value, code: &str, field: Option<&str>) {
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     match field {
         Some(field) => assert_eq!(body["error"]["field"], field, "{body}"),
         None => assert!(body["error"].get("field").is_none(), "{body}"),
@@ -171,7 +174,11 @@ async fn paging_walks_every_match_in_order_exactly_once() {
 #[tokio::test]
 async fn cursor_from_another_search_is_refused() {
     let app = nearby_services::api::app(state());
-    let (_, body) = get(&app, "/v1/search/nearby?latitude=48.83&longitude=2.36&limit=2").await;
+    let (_, body) = get(
+        &app,
+        "/v1/search/nearby?latitude=48.83&longitude=2.36&limit=2",
+    )
+    .await;
     let cursor = body["next_cursor"].as_str().unwrap().to_owned();
     let (status, body) = get(
         &app,
@@ -224,11 +231,19 @@ async fn writes_need_an_admin_token() {
     assert_error(&reply, "unauthorized", None);
 
     let forged = format!("{}x", admin_token());
-    let (status, _) = send(&app, write(Method::POST, "/v1/businesses", Some(&forged), body)).await;
+    let (status, _) = send(
+        &app,
+        write(Method::POST, "/v1/businesses", Some(&forged), body),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let expired = secret().mint(1, true, 10, 1_000);
-    let (status, _) = send(&app, write(Method::POST, "/v1/businesses", Some(&expired), body)).await;
+    let (status, _) = send(
+        &app,
+        write(Method::POST, "/v1/businesses", Some(&expired), body),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let (status, reply) = send(
@@ -241,7 +256,12 @@ async fn writes_need_an_admin_token() {
 
     let (status, _) = send(
         &app,
-        write(Method::DELETE, "/v1/businesses/p-0-0-0", Some(&user_token()), ""),
+        write(
+            Method::DELETE,
+            "/v1/businesses/p-0-0-0",
+            Some(&user_token()),
+            "",
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -263,7 +283,11 @@ async fn a_write_is_visible_to_the_very_next_search() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["id"], "new-1");
-    let (_, found) = get(&app, "/v1/search/nearby?latitude=10.5&longitude=-170.25&radius=10").await;
+    let (_, found) = get(
+        &app,
+        "/v1/search/nearby?latitude=10.5&longitude=-170.25&radius=10",
+    )
+    .await;
     assert_eq!(found["businesses"][0]["id"], "new-1");
 
     // Same id again: conflict, nothing changed.
@@ -292,7 +316,11 @@ async fn a_write_is_visible_to_the_very_next_search() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, old) = get(&app, "/v1/search/nearby?latitude=10.5&longitude=-170.25&radius=10").await;
+    let (_, old) = get(
+        &app,
+        "/v1/search/nearby?latitude=10.5&longitude=-170.25&radius=10",
+    )
+    .await;
     assert_eq!(old["businesses"].as_array().unwrap().len(), 0);
     let (_, read) = get(&app, "/v1/businesses/new-1").await;
     assert_eq!(read["name"], "Moved");
@@ -338,18 +366,67 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
     let cases: [(&str, StatusCode, &str, Option<&str>); 11] = [
         ("{not json", StatusCode::BAD_REQUEST, "malformed_body", None),
         ("[1,2]", StatusCode::BAD_REQUEST, "malformed_body", None),
-        (r#"{"name":"x","lat":1,"longitude":1}"#, StatusCode::BAD_REQUEST, "malformed_body", None),
-        (r#"{"latitude":1,"longitude":1}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("name")),
-        (r#"{"name":"  ","latitude":1,"longitude":1}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("name")),
-        (r#"{"name":"x","latitude":"1","longitude":1}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("latitude")),
-        (r#"{"name":"x","latitude":91,"longitude":1}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("latitude")),
-        (r#"{"name":"x","latitude":1}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("longitude")),
-        (r#"{"name":"x","latitude":1,"longitude":1,"id":5}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("id")),
-        (r#"{"name":"x","latitude":1,"longitude":1,"id":"a/b"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("id")),
-        (r#"{"name":"x","latitude":1,"longitude":1,"category":7}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("category")),
+        (
+            r#"{"name":"x","lat":1,"longitude":1}"#,
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            None,
+        ),
+        (
+            r#"{"latitude":1,"longitude":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("name"),
+        ),
+        (
+            r#"{"name":"  ","latitude":1,"longitude":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("name"),
+        ),
+        (
+            r#"{"name":"x","latitude":"1","longitude":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("latitude"),
+        ),
+        (
+            r#"{"name":"x","latitude":91,"longitude":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("latitude"),
+        ),
+        (
+            r#"{"name":"x","latitude":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("longitude"),
+        ),
+        (
+            r#"{"name":"x","latitude":1,"longitude":1,"id":5}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("id"),
+        ),
+        (
+            r#"{"name":"x","latitude":1,"longitude":1,"id":"a/b"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("id"),
+        ),
+        (
+            r#"{"name":"x","latitude":1,"longitude":1,"category":7}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("category"),
+        ),
     ];
     for (body, status, code, field) in cases {
-        let (got, reply) = send(&app, write(Method::POST, "/v1/businesses", Some(&token), body)).await;
+        let (got, reply) = send(
+            &app,
+            write(Method::POST, "/v1/businesses", Some(&token), body),
+        )
+        .await;
         assert_eq!(got, status, "{body}: {reply}");
         assert_error(&reply, code, field);
     }
@@ -362,8 +439,15 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
     let (status, reply) = send(&app, request).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_error(&reply, "unsupported_media_type", None);
-    let huge = format!(r#"{{"name":"{}","latitude":1,"longitude":1}}"#, "x".repeat(100_000));
-    let (status, reply) = send(&app, write(Method::POST, "/v1/businesses", Some(&token), &huge)).await;
+    let huge = format!(
+        r#"{{"name":"{}","latitude":1,"longitude":1}}"#,
+        "x".repeat(100_000)
+    );
+    let (status, reply) = send(
+        &app,
+        write(Method::POST, "/v1/businesses", Some(&token), &huge),
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error(&reply, "payload_too_large", None);
     // PUT whose body id disagrees with the path.
@@ -403,8 +487,16 @@ async fn operations_endpoints() {
 
     let (status, spec) = get(&app, "/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
-    for path in ["/v1/search/nearby", "/v1/businesses", "/v1/businesses/{id}", "/healthz"] {
-        assert!(spec["paths"].get(path).is_some(), "{path} missing from the spec");
+    for path in [
+        "/v1/search/nearby",
+        "/v1/businesses",
+        "/v1/businesses/{id}",
+        "/healthz",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from the spec"
+        );
     }
 
     let (status, body) = get(&app, "/no/such/route").await;
@@ -428,9 +520,13 @@ async fn the_real_server_serves_and_shuts_down_gracefully() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nearby_services::server::run(listener, state(), async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(nearby_services::server::run(
+        listener,
+        state(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream
