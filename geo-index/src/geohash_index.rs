@@ -296,8 +296,7 @@ impl Expand for GeohashIndex {
             }
         } else {
             for quarter in cell.quarters() {
-                let bounds = quarter.rect().bounds(frontier.origin());
-                frontier.push_cell(quarter, bounds);
+                frontier.push_rect(quarter, &quarter.rect());
             }
         }
     }
@@ -380,8 +379,7 @@ impl SpatialIndex for GeohashIndex {
         BestFirst::new(self, query, |frontier| {
             let bbox = BoundingBox::around(query.centre(), query.radius_m());
             for cell in Covering::of(&bbox, MAX_SEED_CELLS).cells() {
-                let bounds = cell.rect().bounds(frontier.origin());
-                frontier.push_cell(cell, bounds);
+                frontier.push_rect(cell, &cell.rect());
             }
         })
     }

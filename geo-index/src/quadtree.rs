@@ -55,7 +55,7 @@
 //! long as descent, bulk build, split and the search seed all use it, which they do through
 //! [`quadrant`].
 
-use crate::latlng::{EARTH_RADIUS_M, Origin};
+use crate::latlng::{EARTH_RADIUS_M, Origin, cos_lower, sin_lower};
 use crate::search::{BestFirst, Bounds, Expand, Frontier, Rect};
 use crate::slots::Slots;
 use crate::{
@@ -177,7 +177,7 @@ fn quadrant(rect: &Rect, position: LatLng) -> u32 {
 /// are two (south and north of the midline), their longitude bands two: the gap sines and the
 /// band cosines are computed once per band instead of once per quarter, and skipped when a
 /// gap is zero (then they cannot change the result). What remains per quarter is one `sqrt`
-/// and one `asin`, and nothing for the quarter holding the origin.
+/// and nothing for the quarter holding the origin.
 struct QuarterBounds {
     /// Per latitude band (south, north): the gap in degrees and the sine of half of it.
     lat_gap: [(f64, f64); 2],
@@ -208,7 +208,7 @@ impl QuarterBounds {
             let s_lat = if dlat == 0.0 {
                 0.0
             } else {
-                (dlat.to_radians() * 0.5).sin()
+                sin_lower(dlat.to_radians() * 0.5)
             };
             (dlat, s_lat)
         };
@@ -223,12 +223,11 @@ impl QuarterBounds {
             let s_lng = if dlng == 0.0 {
                 0.0
             } else {
-                (dlng.to_radians() * 0.5).sin()
+                sin_lower(dlng.to_radians() * 0.5)
             };
             (dlng, s_lng)
         };
-        let cos_min =
-            |south: f64, north: f64| south.abs().max(north.abs()).to_radians().cos().max(0.0);
+        let cos_min = |south: f64, north: f64| cos_lower(south.abs().max(north.abs()).to_radians());
         let lng_gap = [lng_gap(rect.west, mid_lng), lng_gap(mid_lng, rect.east)];
         // With no longitude gap the cosine is multiplied by zero: do not compute it.
         let cos_min = if lng_gap[0].1 == 0.0 && lng_gap[1].1 == 0.0 {
@@ -240,7 +239,7 @@ impl QuarterBounds {
             lat_gap: [lat_gap(rect.south, mid_lat), lat_gap(mid_lat, rect.north)],
             cos_min,
             lng_gap,
-            cos_lat: origin.cos_lat,
+            cos_lat: origin.cos_lat.max(0.0),
         }
     }
 
@@ -258,7 +257,7 @@ impl QuarterBounds {
         } else {
             s_lat * s_lat + self.cos_lat * self.cos_min[quarter >> 1] * s_lng * s_lng
         };
-        2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+        2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0)
     }
 }
 

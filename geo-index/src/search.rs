@@ -10,7 +10,7 @@
 //!
 //! Each index kind supplies only [`Expand`]: how to turn one of its cells into children.
 
-use crate::latlng::{EARTH_RADIUS_M, Origin};
+use crate::latlng::{EARTH_RADIUS_M, Origin, cos_lower, sin_lower};
 use crate::{EntryId, LatLng, Neighbour, Query};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -109,7 +109,6 @@ impl<'q, C> Frontier<'q, C> {
         &self.origin
     }
 
-    #[allow(dead_code)] // for index kinds that read the query while expanding
     pub(crate) fn query(&self) -> &Query<'q> {
         &self.query
     }
@@ -132,6 +131,19 @@ impl<'q, C> Frontier<'q, C> {
             id: 0,
             payload: Payload::Cell(cell),
         });
+    }
+
+    /// Queue a lat/lng rectangle cell; its upper bound (which costs trigonometry) is computed
+    /// only when resuming from a keyset, the one case that uses it.
+    #[inline]
+    pub(crate) fn push_rect(&mut self, cell: C, rect: &Rect) {
+        let min_m = rect.lower_bound_m(&self.origin);
+        let max_m = if self.query.after.is_some() {
+            rect.upper_bound_m(&self.origin)
+        } else {
+            f64::INFINITY
+        };
+        self.push_cell(cell, Bounds { min_m, max_m });
     }
 
     /// Queue a point, unless it is certainly beyond the radius. It is keyed by a cheap lower
@@ -225,7 +237,6 @@ pub(crate) struct Rect {
     pub(crate) east: f64,
 }
 
-#[allow(dead_code)] // the quadtree's root and splits
 impl Rect {
     pub(crate) const WORLD: Rect = Rect {
         south: -90.0,
@@ -238,14 +249,24 @@ impl Rect {
     ///
     /// Lower bound: for a point `(t, s)` inside, `hav(d) = hav(φ - t) + cos φ cos t hav(λ - s)`;
     /// each term is at least its value at the smallest latitude gap, the smallest longitude
-    /// gap and the smallest `cos t` over the rectangle, which gives a valid bound with a
-    /// handful of flops and two sines.
+    /// gap and the smallest `cos t` over the rectangle. The sines and that cosine are replaced
+    /// by polynomial lower bounds and `asin y` by `y` (all below the true values), so a bound
+    /// costs a dozen multiplications and one square root, no trigonometry.
     ///
     /// Upper bound: the distance to the rectangle's centre plus half its height plus half its
     /// width measured along the widest parallel (a parallel is never shorter than the great
     /// circle joining its points).
     #[inline]
     pub(crate) fn bounds(&self, origin: &Origin) -> Bounds {
+        Bounds {
+            min_m: self.lower_bound_m(origin),
+            max_m: self.upper_bound_m(origin),
+        }
+    }
+
+    /// The lower bound of [`Rect::bounds`] alone.
+    #[inline]
+    pub(crate) fn lower_bound_m(&self, origin: &Origin) -> f64 {
         let lat = origin.point.lat;
         let lng = origin.point.lng;
         let dlat = if lat < self.south {
@@ -262,22 +283,19 @@ impl Rect {
             let to_east = (lng - self.east).rem_euclid(360.0);
             to_west.min(to_east).min(180.0)
         };
-        let cos_min = self
-            .south
-            .abs()
-            .max(self.north.abs())
-            .to_radians()
-            .cos()
-            .max(0.0);
-        let min_m = if dlat == 0.0 && dlng == 0.0 {
-            0.0
-        } else {
-            let s_lat = (dlat.to_radians() * 0.5).sin();
-            let s_lng = (dlng.to_radians() * 0.5).sin();
-            let h = s_lat * s_lat + origin.cos_lat * cos_min * s_lng * s_lng;
-            2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
-        };
+        if dlat == 0.0 && dlng == 0.0 {
+            return 0.0;
+        }
+        let s_lat = sin_lower(dlat.to_radians() * 0.5);
+        let s_lng = sin_lower(dlng.to_radians() * 0.5);
+        let cos_min = cos_lower(self.south.abs().max(self.north.abs()).to_radians());
+        let h = s_lat * s_lat + origin.cos_lat.max(0.0) * cos_min * s_lng * s_lng;
+        2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0)
+    }
 
+    /// The upper bound of [`Rect::bounds`] alone.
+    #[inline]
+    pub(crate) fn upper_bound_m(&self, origin: &Origin) -> f64 {
         let mid_lat = (self.south + self.north) * 0.5;
         let mid_lng = (self.west + self.east) * 0.5;
         let cos_max = if self.south <= 0.0 && self.north >= 0.0 {
@@ -292,8 +310,7 @@ impl Rect {
             lat: mid_lat,
             lng: mid_lng,
         };
-        let max_m = origin.distance_m(mid) + half_extent_rad * EARTH_RADIUS_M;
-        Bounds { min_m, max_m }
+        origin.distance_m(mid) + half_extent_rad * EARTH_RADIUS_M
     }
 
     /// The four quarters, in the order south-west, south-east, north-west, north-east.
