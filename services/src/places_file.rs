@@ -255,3 +255,84 @@ pub fn bundled() -> Result<Vec<Business>, PlacesFileError> {
         .collect::<Result<Vec<_>, FieldError>>()
         .map_err(|err| error(err.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(text: &str) -> Result<Vec<Business>, PlacesFileError> {
+        parse_csv(text.as_bytes(), Path::new("places.csv"))
+    }
+
+    #[test]
+    fn csv_columns_in_any_order_with_quotes_and_extras() {
+        let places = csv("extra,LONGITUDE,name,id,latitude,category\n\
+             x,2.35,\"Café, \"\"Le\"\" Bar\",a1,48.85,Cafe\n\
+             y,-0.5,Plain,a2,51.5,\n")
+        .unwrap();
+        assert_eq!(places.len(), 2);
+        assert_eq!(places[0].name.as_str(), "Café, \"Le\" Bar");
+        assert_eq!(
+            places[0].category.as_ref().map(Category::as_str),
+            Some("cafe")
+        );
+        assert_eq!(places[1].category, None);
+        assert_eq!(places[1].position.lng(), -0.5);
+    }
+
+    #[test]
+    fn csv_errors_name_the_file_and_line() {
+        let cases = [
+            ("id,name,latitude\n", 1, "missing longitude"),
+            (
+                "id,name,latitude,longitude\na,A,1,2\nb,B,x,2\n",
+                3,
+                "latitude",
+            ),
+            (
+                "id,name,latitude,longitude\na,A,1,2\n\"b c\",B,1,2\n",
+                3,
+                "id",
+            ),
+            ("id,name,latitude,longitude\na,A,1,2\nb,,1,2\n", 3, "name"),
+            ("id,name,latitude,longitude\na,A,1,200\n", 2, "longitude"),
+            (
+                "id,name,latitude,longitude\na,A,1,2,extra\n",
+                2,
+                "unreadable row",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let err = csv(text).unwrap_err();
+            assert_eq!(err.line, line, "{text:?}: {err}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("places.csv:{line}: ")),
+                "{message}"
+            );
+            assert!(message.contains(needle), "{message}");
+        }
+    }
+
+    #[test]
+    fn geojson_errors_name_the_feature() {
+        let path = Path::new("p.geojson");
+        let err = parse_geojson(b"{\"type\":\"Feature\"}", path).unwrap_err();
+        assert!(err.to_string().contains("FeatureCollection"));
+        let text = br#"{"type":"FeatureCollection","features":[
+            {"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]},"properties":{"id":"a","name":"A"}},
+            {"type":"Feature","geometry":{"type":"LineString","coordinates":[[1,2],[3,4]]},"properties":{"id":"b","name":"B"}}]}"#;
+        let err = parse_geojson(text, path).unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        assert!(err.to_string().contains("Point"));
+        let err = parse_geojson(b"not json", path).unwrap_err();
+        assert_eq!(err.line, 0);
+    }
+
+    #[test]
+    fn bundled_places_are_all_valid() {
+        let places = bundled().unwrap();
+        assert!(places.len() >= 100_000);
+        assert!(places.iter().all(|p| p.category.is_some()));
+    }
+}
