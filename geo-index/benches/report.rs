@@ -60,10 +60,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-fn latency(mut run: impl FnMut(usize)) -> (f64, f64, f64) {
-    let mut samples = Vec::with_capacity(QUERIES);
+fn latency(run: impl FnMut(usize)) -> (f64, f64, f64) {
+    latency_n(QUERIES, run)
+}
+
+fn latency_n(queries: usize, mut run: impl FnMut(usize)) -> (f64, f64, f64) {
+    let mut samples = Vec::with_capacity(queries);
     let start = Instant::now();
-    for i in 0..QUERIES {
+    for i in 0..queries {
         let t = Instant::now();
         run(i);
         samples.push(t.elapsed().as_secs_f64() * 1e6);
@@ -71,7 +75,7 @@ fn latency(mut run: impl FnMut(usize)) -> (f64, f64, f64) {
     let total = start.elapsed().as_secs_f64();
     samples.sort_by(f64::total_cmp);
     (
-        QUERIES as f64 / total,
+        queries as f64 / total,
         percentile(&samples, 0.5),
         percentile(&samples, 0.99),
     )
@@ -194,6 +198,34 @@ fn measure_rstar(entries: &[(EntryId, LatLng)], centres: &[LatLng]) -> Row {
     }
 }
 
+/// Brute force: queries only (it has no structure to build or update), fewer of them.
+fn measure_brute(entries: &[(EntryId, LatLng)], centres: &[LatLng]) -> Row {
+    let index = geo_index::BruteForce::build(entries.to_vec());
+    let queries = RADII_M
+        .iter()
+        .map(|&r| {
+            latency_n(200, |i| {
+                black_box(
+                    index
+                        .nearest(centres[i % centres.len()], K, r)
+                        .map_or(0, |v| v.len()),
+                );
+            })
+        })
+        .collect();
+    let (_, count_5km_us, _) = latency_n(200, |i| {
+        black_box(index.count_within(centres[i % centres.len()], 5_000.0).ok());
+    });
+    Row {
+        kind: "brute force",
+        build_s: f64::NAN,
+        bytes_per_point: f64::NAN,
+        update_us: [f64::NAN; 3],
+        queries,
+        count_5km_us,
+    }
+}
+
 fn report(distribution: Distribution, n: usize) {
     let entries = common::entries(distribution, n);
     let centres = common::centres(&entries, 4096);
@@ -212,6 +244,9 @@ fn report(distribution: Distribution, n: usize) {
     }
     if common::kind_enabled("h3") {
         rows.push(measure::<H3Index>("h3", &entries, &centres));
+    }
+    if n <= 1_000_000 && common::kind_enabled("brute_force") {
+        rows.push(measure_brute(&entries, &centres));
     }
     println!("\n### {} points, {}\n", n, distribution.name());
     println!(
