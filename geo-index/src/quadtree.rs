@@ -30,9 +30,10 @@
 //!   parallel to the arena, empty for inner nodes), so measuring a leaf's points reads one
 //!   short contiguous array instead of chasing every id into the id table, a random access
 //!   into a table as large as the data set: on 10 million clustered points, looking the
-//!   positions up in the id table instead made queries twice as slow. The id table
-//!   ([`Slots`]) is kept as well: it answers `get` in O(1) and gives the position to descend
-//!   by when an entry is removed or moved, so those are O(depth), never a scan.
+//!   positions up in the id table instead made queries twice as slow. The id table holds
+//!   only the leaf of each id (4 bytes, not a 16-byte position): `get` scans that one leaf
+//!   (at most a capacity of entries) and removal and moves find the position there, then
+//!   descend by it, so they are O(depth + capacity), never a scan of the tree.
 //! - **Counts in nodes.** Every node knows how many entries its subtree holds: the search
 //!   skips empty children without bounding them, merges know when to happen, and
 //!   [`SpatialIndex::count_within`] adds whole subtrees lying inside the circle without
@@ -170,6 +171,66 @@ fn quadrant(rect: &Rect, position: LatLng) -> u32 {
     u32::from(position.lat >= mid_lat) * 2 + u32::from(position.lng >= mid_lng)
 }
 
+/// No leaf: the id is not in the tree.
+const NO_LEAF: u32 = u32::MAX;
+
+/// Leaf node by id, 4 bytes per id up to the largest (ids are dense).
+#[derive(Clone, Default)]
+struct LeafTable {
+    leaf: Vec<u32>,
+    len: usize,
+}
+
+impl LeafTable {
+    /// A table for ids below `id_bound` holding `len` entries, leaves to be assigned.
+    fn with_ids(id_bound: usize, len: usize) -> Self {
+        Self {
+            leaf: vec![NO_LEAF; id_bound],
+            len,
+        }
+    }
+
+    fn get(&self, id: EntryId) -> Option<u32> {
+        self.leaf
+            .get(id as usize)
+            .copied()
+            .filter(|&leaf| leaf != NO_LEAF)
+    }
+
+    /// Counts a new id; its leaf is assigned when it lands in one.
+    fn add(&mut self, id: EntryId) {
+        let index = id as usize;
+        if index >= self.leaf.len() {
+            self.leaf.resize(index + 1, NO_LEAF);
+        }
+        self.len += 1;
+    }
+
+    /// Records that `id` (already counted) is in `leaf`.
+    fn assign(&mut self, id: EntryId, leaf: u32) {
+        if let Some(slot) = self.leaf.get_mut(id as usize) {
+            *slot = leaf;
+        }
+    }
+
+    fn clear(&mut self, id: EntryId) {
+        if let Some(slot) = self.leaf.get_mut(id as usize)
+            && *slot != NO_LEAF
+        {
+            *slot = NO_LEAF;
+            self.len -= 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.leaf.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
 /// Lower bounds of the distance from an origin to the four quarters of a rectangle.
 ///
 /// This is the lower bound of [`Rect::bounds`], same expressions in the same order, so the
@@ -285,7 +346,7 @@ fn small_count(n: usize) -> u32 {
 /// they empty, so cells are small where entries are dense and large where they are sparse.
 ///
 /// Holds at most 2³² − 1 entries (inserting one more panics, as a `Vec` does on capacity
-/// overflow); the id table alone would then take 64 GiB.
+/// overflow); the id table alone would then take 16 GiB.
 ///
 /// ```
 /// use geo_index::{LatLng, QuadTree, SpatialIndex};
@@ -312,8 +373,9 @@ pub struct QuadTree {
     leaves: Vec<Vec<Entry>>,
     /// First indices of blocks of four nodes freed by merges, ready for reuse.
     free_blocks: Vec<u32>,
-    /// Position by id, for `get` and to find an entry's leaf.
-    slots: Slots,
+    /// The leaf holding each id: positions live only in the leaves, so `get` scans one leaf
+    /// (at most a capacity of entries) and removal finds the position there.
+    leaf_of: LeafTable,
     leaf_capacity: usize,
 }
 
@@ -402,22 +464,22 @@ impl QuadTree {
             nodes: vec![Node::default()],
             leaves: vec![Vec::new()],
             free_blocks: Vec::new(),
-            slots: Slots::default(),
+            leaf_of: LeafTable::default(),
             leaf_capacity,
         }
     }
 
     /// Bulk-builds an empty tree from `entries`, top-down.
     fn fill(&mut self, entries: Vec<(EntryId, LatLng)>) {
-        self.slots = Slots::from_entries(&entries);
-        // The slots now hold every entry once (the last position of a repeated id); free the
-        // input before copying the entries again.
+        // Keeps every id once, at its last position.
+        let slots = Slots::from_entries(&entries);
         drop(entries);
-        let mut all: Vec<Entry> = self
-            .slots
+        let mut all: Vec<Entry> = slots
             .iter()
             .map(|(id, position)| Entry { position, id })
             .collect();
+        self.leaf_of = LeafTable::with_ids(slots.id_bound(), all.len());
+        drop(slots);
         // At most 2^32 distinct ids exist; the one count that does not fit is refused here.
         small_count(all.len());
         self.build_node(ROOT, Rect::WORLD, 0, &mut all);
@@ -432,6 +494,9 @@ impl QuadTree {
                 count,
                 first_child: 0,
             };
+            for e in entries.iter() {
+                self.leaf_of.assign(e.id, node);
+            }
             self.leaves[node as usize] = entries.to_vec();
             return;
         }
@@ -474,6 +539,7 @@ impl QuadTree {
             let n = &mut self.nodes[node as usize];
             n.count += 1;
             if n.is_leaf() {
+                self.leaf_of.assign(entry.id, node);
                 let leaf = &mut self.leaves[node as usize];
                 leaf.push(entry);
                 if leaf.len() > self.leaf_capacity && depth < MAX_DEPTH {
@@ -504,6 +570,9 @@ impl QuadTree {
                 count: small_count(part.len()),
                 first_child: 0,
             };
+            for e in &part {
+                self.leaf_of.assign(e.id, child);
+            }
             self.leaves[child as usize] = part;
             if overflows && depth + 1 < MAX_DEPTH {
                 self.split(child, quarter, depth + 1);
@@ -560,6 +629,9 @@ impl QuadTree {
             count,
             first_child: 0,
         };
+        for e in &entries {
+            self.leaf_of.assign(e.id, node);
+        }
         self.leaves[node as usize] = entries;
     }
 
@@ -751,7 +823,7 @@ impl fmt::Debug for QuadTree {
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QuadTree")
-            .field("len", &self.slots.len())
+            .field("len", &self.leaf_of.len())
             .field("leaf_capacity", &self.leaf_capacity)
             .field("nodes", &self.nodes.len())
             .field("free_blocks", &self.free_blocks.len())
@@ -822,10 +894,10 @@ impl SpatialIndex for QuadTree {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn len(&self) -> usize {
-        self.slots.len()
+        self.leaf_of.len()
     }
 
-    /// Where entry `id` is, from the id table in O(1).
+    /// Where entry `id` is: its leaf from the id table, then a scan of that leaf.
     ///
     /// ```
     /// use geo_index::{LatLng, QuadTree, SpatialIndex};
@@ -835,7 +907,11 @@ impl SpatialIndex for QuadTree {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn get(&self, id: EntryId) -> Option<LatLng> {
-        self.slots.get(id)
+        let leaf = self.leaf_of.get(id)?;
+        self.leaves[leaf as usize]
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.position)
     }
 
     /// Inserts or moves entry `id`; a move that stays within its leaf is done in place.
@@ -851,9 +927,8 @@ impl SpatialIndex for QuadTree {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn insert(&mut self, id: EntryId, position: LatLng) -> Option<LatLng> {
-        match self.slots.get(id) {
+        match self.get(id) {
             Some(from) => {
-                self.slots.set(id, position);
                 if !self.move_within_leaf(id, from, position) {
                     self.remove_entry(id, from);
                     self.insert_entry(Entry { position, id });
@@ -862,10 +937,10 @@ impl SpatialIndex for QuadTree {
             }
             None => {
                 assert!(
-                    self.slots.len() < u32::MAX as usize,
+                    self.leaf_of.len() < u32::MAX as usize,
                     "a QuadTree holds fewer than 2^32 entries"
                 );
-                self.slots.set(id, position);
+                self.leaf_of.add(id);
                 self.insert_entry(Entry { position, id });
                 None
             }
@@ -886,8 +961,9 @@ impl SpatialIndex for QuadTree {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn remove(&mut self, id: EntryId) -> Option<LatLng> {
-        let position = self.slots.take(id)?;
+        let position = self.get(id)?;
         self.remove_entry(id, position);
+        self.leaf_of.clear(id);
         Some(position)
     }
 
@@ -984,7 +1060,7 @@ impl SpatialIndex for QuadTree {
             + self.leaves.capacity() * std::mem::size_of::<Vec<Entry>>()
             + entries * std::mem::size_of::<Entry>()
             + self.free_blocks.capacity() * std::mem::size_of::<u32>()
-            + self.slots.heap_bytes()
+            + self.leaf_of.heap_bytes()
     }
 }
 
@@ -1017,7 +1093,8 @@ mod tests {
                 assert!(leaf.len() <= tree.leaf_capacity || cell.depth == MAX_DEPTH);
                 for e in leaf {
                     assert!(quadrant_path_ok(&rect, e.position));
-                    assert_eq!(tree.slots.get(e.id), Some(e.position));
+                    assert_eq!(tree.leaf_of.get(e.id), Some(cell.node));
+                    assert_eq!(tree.get(e.id), Some(e.position));
                 }
                 return leaf.len();
             }
@@ -1041,7 +1118,7 @@ mod tests {
         }
         let mut used = vec![false; tree.nodes.len()];
         let total = walk(tree, Cell::ROOT, Rect::WORLD, &mut used);
-        assert_eq!(total, tree.slots.len());
+        assert_eq!(total, tree.leaf_of.len());
         assert_eq!(tree.nodes.len(), tree.leaves.len());
         for &first in &tree.free_blocks {
             for node in first..first + 4 {
@@ -1273,7 +1350,7 @@ mod tests {
         let empty = QuadTree::default();
         let tree = QuadTree::build(grid(1_000));
         assert!(tree.heap_bytes() >= empty.heap_bytes() + 1_000 * std::mem::size_of::<Entry>());
-        assert!(tree.heap_bytes() >= tree.slots.heap_bytes() + tree.nodes.len() * 8);
+        assert!(tree.heap_bytes() >= tree.leaf_of.heap_bytes() + tree.nodes.len() * 8);
     }
 
     /// A grid position's rectangle equals the one reached by quartering, down to the depth

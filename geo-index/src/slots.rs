@@ -79,6 +79,11 @@ impl Slots {
             .map(|(i, p)| (i as EntryId, *p))
     }
 
+    /// One past the largest id the table can hold without growing.
+    pub(crate) fn id_bound(&self) -> usize {
+        self.positions.len()
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         self.positions.capacity() * std::mem::size_of::<LatLng>()
     }
