@@ -4,6 +4,10 @@
 //! - `Postgres` (given `DATABASE_URL`): PostGIS is the source of truth; every write is committed
 //!   there first, and other nodes learn of it through the change feed.
 
+mod postgres;
+
+pub use postgres::{CHANNEL, Change, PgStore};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
