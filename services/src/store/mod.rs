@@ -40,6 +40,8 @@ impl std::error::Error for StoreError {}
 pub enum Store {
     /// In-memory only: revisions from a process-wide counter.
     Memory(Arc<AtomicI64>),
+    /// PostgreSQL + PostGIS: revisions from the database's sequence.
+    Postgres(PgStore),
 }
 
 impl Store {
