@@ -121,16 +121,33 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Builds a catalog in one go (bulk index build). A repeated id keeps its last record.
+    /// Builds a catalog in one go (bulk index build), every business at one revision. A
+    /// repeated id keeps its last record.
     ///
     /// ```
     /// # use nearby_services::catalog::Catalog;
     /// assert_eq!(Catalog::build(Vec::new(), 0).len(), 0);
     /// ```
     pub fn build(businesses: Vec<Business>, revision: i64) -> Self {
+        Self::build_revisions(businesses.into_iter().map(|b| (b, revision)))
+    }
+
+    /// Builds a catalog in one go (bulk index build) from businesses with their own
+    /// revisions, as read from the database. A repeated id keeps its last record.
+    ///
+    /// ```
+    /// # use nearby_services::business::{Business, BusinessId, Name, position};
+    /// # use nearby_services::catalog::Catalog;
+    /// let b = Business { id: BusinessId::new("a")?, name: Name::new("A")?, position: position(0.0, 0.0)?, category: None };
+    /// let catalog = Catalog::build_revisions([(b.clone(), 7)]);
+    /// assert_eq!(catalog.revision(&b.id), Some(7));
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn build_revisions(businesses: impl IntoIterator<Item = (Business, i64)>) -> Self {
         let mut catalog = Catalog::default();
-        let mut points = Vec::with_capacity(businesses.len());
-        for business in businesses {
+        let businesses = businesses.into_iter();
+        let mut points = Vec::with_capacity(businesses.size_hint().0);
+        for (business, revision) in businesses {
             let position = business.position;
             let entry = match catalog.entries.get(&business.id) {
                 Some(&entry) => entry,
@@ -356,6 +373,19 @@ impl Catalog {
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = &Business> {
         self.records.iter().flatten().map(|r| &r.business)
+    }
+
+    /// Every business id with the revision held for it, in no particular order.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::Catalog;
+    /// assert_eq!(Catalog::default().revisions().count(), 0);
+    /// ```
+    pub fn revisions(&self) -> impl Iterator<Item = (&BusinessId, i64)> {
+        self.records
+            .iter()
+            .flatten()
+            .map(|r| (&r.business.id, r.revision))
     }
 
     fn record(&self, entry: EntryId) -> Option<&Record> {

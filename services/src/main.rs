@@ -1,10 +1,13 @@
 //! The `nearby` binary: parses flags and runs `serve` (the default), `token` or `import`.
+//!
+//! Without a database URL the service keeps businesses in memory (loaded from a place file or
+//! the bundled GeoNames places); with one, PostgreSQL + PostGIS is the source of truth.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nearby_services::auth::{Secret, development_secret_path, unix_now};
 use nearby_services::catalog::Catalog;
 use nearby_services::state::{AppState, Limits};
-use nearby_services::store::Store;
+use nearby_services::store::{PgStore, Store};
 use nearby_services::{places_file, server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +34,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print a bearer token.
     Token(TokenArgs),
+    /// Load a place file into PostgreSQL (creating or replacing businesses by id).
+    Import(ImportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -46,9 +51,15 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "NEARBY_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Place file (CSV or GeoJSON) to serve instead of the bundled GeoNames places.
+    /// Place file (CSV or GeoJSON) to serve instead of the bundled GeoNames places; with a
+    /// database, it is imported into the database before serving.
     #[arg(long, env = "NEARBY_PLACES")]
     places: Option<PathBuf>,
+    /// PostgreSQL + PostGIS URL (postgres://user:password@host:port/database). Businesses are
+    /// then stored there and shared by every node using the same database; without it they
+    /// are kept in memory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Log format.
     #[arg(long, env = "NEARBY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -71,6 +82,16 @@ struct TokenArgs {
     secret: SecretArgs,
 }
 
+#[derive(Args)]
+struct ImportArgs {
+    /// Place file (CSV or GeoJSON).
+    #[arg(long)]
+    places: PathBuf,
+    /// PostgreSQL + PostGIS URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -82,6 +103,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Token(args)) => token(&args),
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Import(args)) => import(&args),
         None => serve(cli.serve),
     }
 }
@@ -116,6 +138,51 @@ fn token(args: &TokenArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn import(args: &ImportArgs) -> ExitCode {
+    init_logging(LogFormat::Text);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("nearby import: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(import_async(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("nearby import: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import_async(args: &ImportArgs) -> Result<(), String> {
+    let store = PgStore::connect(&args.database_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let path = args.places.clone();
+    let places = tokio::task::spawn_blocking(move || places_file::load(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let parsed = started.elapsed();
+    let written = store.import(&places).await.map_err(|e| e.to_string())?;
+    let total = started.elapsed();
+    let imported = total.saturating_sub(parsed);
+    println!(
+        "imported {} places from {} ({written} new or changed) in {:.2} s \
+         (parse {:.2} s, database {:.2} s: {:.0} rows/min)",
+        places.len(),
+        args.places.display(),
+        total.as_secs_f64(),
+        parsed.as_secs_f64(),
+        imported.as_secs_f64(),
+        places.len() as f64 / imported.as_secs_f64().max(1e-9) * 60.0,
+    );
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -155,34 +222,60 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|err| format!("cannot listen on {}: {err}", args.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AppState::new(Store::memory(), secret, Limits::default());
+    // Connect (and migrate) before serving, so a wrong URL or a database that is down stops
+    // the server at once rather than leaving it unready.
+    let store = match &args.database_url {
+        Some(url) => Store::Postgres(PgStore::connect(url).await.map_err(|e| e.to_string())?),
+        None => Store::memory(),
+    };
+    let state = AppState::new(store, secret, Limits::default());
 
     // Load in the background so /healthz answers at once and /readyz tells when it is done;
     // a load failure stops the server rather than leaving it half-loaded.
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<String>();
-    let loading_state = state.clone();
-    let places = args.places.clone();
-    tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let loaded = match &places {
-            Some(path) => places_file::load(path),
-            None => places_file::bundled(),
-        };
-        match loaded {
-            Ok(businesses) => {
-                let count = businesses.len();
-                loading_state.install_catalog(Catalog::build(businesses, 0));
-                tracing::info!(
-                    businesses = count,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "index loaded, ready"
-                );
-            }
-            Err(err) => {
-                let _ = failed_tx.send(format!("cannot load places: {err}"));
-            }
+    match state.store().clone() {
+        Store::Postgres(store) => {
+            let places = args.places.clone();
+            let loading_state = state.clone();
+            tokio::spawn(async move {
+                if let Some(path) = places
+                    && let Err(err) = import_places(&store, path).await
+                {
+                    let _ = failed_tx.send(err);
+                    return;
+                }
+                // The feed's first snapshot becomes the catalog (streamed from PostGIS) and
+                // marks the service ready; subscribing before reading it means no change
+                // committed in between is missed.
+                loading_state.follow(store.change_feed()).await;
+            });
         }
-    });
+        Store::Memory(_) => {
+            let loading_state = state.clone();
+            let places = args.places.clone();
+            tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let loaded = match &places {
+                    Some(path) => places_file::load(path),
+                    None => places_file::bundled(),
+                };
+                match loaded {
+                    Ok(businesses) => {
+                        let count = businesses.len();
+                        loading_state.install_catalog(Catalog::build(businesses, 0));
+                        tracing::info!(
+                            businesses = count,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "index loaded, ready"
+                        );
+                    }
+                    Err(err) => {
+                        let _ = failed_tx.send(format!("cannot load places: {err}"));
+                    }
+                }
+            });
+        }
+    }
 
     tracing::info!(%address, "nearby listening");
     println!("nearby listening on http://{address}");
@@ -212,5 +305,27 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
         return Err(failure);
     }
     tracing::info!("nearby stopped");
+    Ok(())
+}
+
+/// Imports a place file into the database before the catalog is loaded from it.
+async fn import_places(store: &PgStore, path: PathBuf) -> Result<(), String> {
+    let started = Instant::now();
+    let shown = path.display().to_string();
+    let places = tokio::task::spawn_blocking(move || places_file::load(&path))
+        .await
+        .map_err(|e| format!("cannot load places: {e}"))?
+        .map_err(|e| format!("cannot load places: {e}"))?;
+    let written = store
+        .import(&places)
+        .await
+        .map_err(|e| format!("cannot import {shown}: {e}"))?;
+    tracing::info!(
+        places = places.len(),
+        written,
+        file = %shown,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "places imported into PostgreSQL"
+    );
     Ok(())
 }

@@ -5,10 +5,16 @@ use crate::auth::Secret;
 use crate::business::{Business, BusinessId};
 use crate::catalog::{Applied, Catalog};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, next_revision};
+use crate::store::{Change, Store, StoreError, next_revision};
+use futures_util::{Stream, StreamExt};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Snapshot rows applied per hold of the catalog's write lock, so searches are not held up
+/// for the whole of a large reload.
+const SNAPSHOT_BATCH: usize = 4_096;
 
 /// Limits the HTTP layer enforces.
 ///
@@ -184,6 +190,9 @@ impl AppState {
 
     /// Creates a business; refuses an id that exists.
     ///
+    /// With PostgreSQL the row is committed first and then applied to the catalog at the
+    /// revision the database gave it, so the very next search on this node sees it.
+    ///
     /// # Errors
     /// [`WriteError::Conflict`] or [`WriteError::Unavailable`].
     pub async fn create(&self, business: Business) -> Result<(), WriteError> {
@@ -194,6 +203,15 @@ impl AppState {
                     return Err(WriteError::Conflict);
                 }
                 catalog.upsert(business, next_revision(counter));
+                Ok(())
+            }
+            Store::Postgres(store) => {
+                let revision = store
+                    .create(&business)
+                    .await
+                    .map_err(WriteError::Unavailable)?
+                    .ok_or(WriteError::Conflict)?;
+                self.catalog_mut().upsert(business, revision);
                 Ok(())
             }
         }
@@ -208,6 +226,14 @@ impl AppState {
             Store::Memory(counter) => {
                 let applied = self.catalog_mut().upsert(business, next_revision(counter));
                 Ok(applied == Applied::Created)
+            }
+            Store::Postgres(store) => {
+                let (revision, created) = store
+                    .upsert(&business)
+                    .await
+                    .map_err(WriteError::Unavailable)?;
+                self.catalog_mut().upsert(business, revision);
+                Ok(created)
             }
         }
     }
@@ -226,6 +252,217 @@ impl AppState {
                 catalog.remove(id, next_revision(counter));
                 Ok(())
             }
+            Store::Postgres(store) => {
+                let revision = store
+                    .delete(id)
+                    .await
+                    .map_err(WriteError::Unavailable)?
+                    .ok_or(WriteError::NotFound)?;
+                self.catalog_mut().remove(id, revision);
+                Ok(())
+            }
         }
+    }
+
+    /// Keeps the catalog in step with a change feed (see
+    /// [`PgStore::change_feed`](crate::store::PgStore::change_feed)) until it ends; spawn it.
+    ///
+    /// The first snapshot becomes the catalog and marks the service ready. Later snapshots
+    /// (after the feed reconnected) are merged: newer revisions are applied, and businesses
+    /// held when the feed resubscribed but absent from the snapshot are removed, as they were
+    /// deleted while the feed was away. Every change is revision-checked, so this and the
+    /// local write path may apply the same change in either order.
+    ///
+    /// ```
+    /// # use nearby_services::{auth::Secret, state::AppState, store::{Change, Store}};
+    /// # use nearby_services::business::{Business, BusinessId, Name, position};
+    /// # let state = AppState::new(Store::memory(), Secret::new(vec![1; 32])?, Default::default());
+    /// let b = Business { id: BusinessId::new("a")?, name: Name::new("A")?, position: position(0.0, 0.0)?, category: None };
+    /// let feed = futures_util::stream::iter([
+    ///     Change::Subscribed,
+    ///     Change::Snapshot(vec![(b.clone(), 1)]),
+    ///     Change::Delete(b.id.clone(), 1),
+    /// ]);
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    /// runtime.block_on(state.clone().follow(feed));
+    /// assert!(state.is_ready() && state.catalog().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn follow(self, feed: impl Stream<Item = Change>) {
+        let mut feed = std::pin::pin!(feed);
+        // What the catalog held when the feed last (re)subscribed.
+        let mut held: Option<HashMap<BusinessId, i64>> = None;
+        while let Some(change) = feed.next().await {
+            match change {
+                Change::Upsert(business, revision) => {
+                    self.metrics().observe_change_feed_event();
+                    self.catalog_mut().upsert(business, revision);
+                }
+                Change::Delete(id, revision) => {
+                    self.metrics().observe_change_feed_event();
+                    self.catalog_mut().remove(&id, revision);
+                }
+                Change::Subscribed => {
+                    held = Some(if self.is_ready() {
+                        self.catalog()
+                            .revisions()
+                            .map(|(id, revision)| (id.clone(), revision))
+                            .collect()
+                    } else {
+                        HashMap::new()
+                    });
+                }
+                Change::Snapshot(all) => {
+                    self.apply_snapshot(held.take().unwrap_or_default(), all)
+                        .await;
+                }
+            }
+        }
+        tracing::info!("change feed ended");
+    }
+
+    /// Installs the first snapshot, or merges a later one (see [`AppState::follow`]).
+    async fn apply_snapshot(&self, held: HashMap<BusinessId, i64>, all: Vec<(Business, i64)>) {
+        let started = Instant::now();
+        let count = all.len();
+        if !self.is_ready() {
+            // The bulk build takes about a second per million businesses: off the async
+            // workers.
+            match tokio::task::spawn_blocking(move || Catalog::build_revisions(all)).await {
+                Ok(catalog) => {
+                    self.install_catalog(catalog);
+                    tracing::info!(
+                        businesses = count,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "index loaded from PostgreSQL, ready"
+                    );
+                }
+                Err(err) => tracing::error!(error = %err, "building the index failed"),
+            }
+            return;
+        }
+        let mut present = HashSet::with_capacity(count);
+        let mut changed = 0_usize;
+        let mut rows = all.into_iter().peekable();
+        while rows.peek().is_some() {
+            {
+                let mut catalog = self.catalog_mut();
+                for (business, revision) in rows.by_ref().take(SNAPSHOT_BATCH) {
+                    present.insert(business.id.clone());
+                    // Most of a snapshot is what the catalog already holds; re-inserting it
+                    // would only churn the index.
+                    if catalog.revision(&business.id) != Some(revision) {
+                        catalog.upsert(business, revision);
+                        changed += 1;
+                    }
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        let gone: Vec<(BusinessId, i64)> = held
+            .into_iter()
+            .filter(|(id, _)| !present.contains(id))
+            .collect();
+        for batch in gone.chunks(SNAPSHOT_BATCH) {
+            let mut catalog = self.catalog_mut();
+            for (id, revision) in batch {
+                // At the revision held: if a newer write arrived meanwhile it wins.
+                catalog.remove(id, *revision);
+            }
+        }
+        tracing::info!(
+            businesses = count,
+            changed,
+            removed = gone.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "caught up with PostgreSQL"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::business::{Name, position};
+    use futures_util::stream;
+
+    fn business(id: &str, name: &str) -> Business {
+        Business {
+            id: BusinessId::new(id).unwrap(),
+            name: Name::new(name).unwrap(),
+            position: position(1.0, 2.0).unwrap(),
+            category: None,
+        }
+    }
+
+    fn held(state: &AppState) -> Vec<(String, String, i64)> {
+        let catalog = state.catalog();
+        let mut held: Vec<_> = catalog
+            .iter()
+            .map(|b| {
+                let revision = catalog.revision(&b.id).unwrap();
+                (b.id.to_string(), b.name.as_str().to_owned(), revision)
+            })
+            .collect();
+        held.sort();
+        held
+    }
+
+    #[tokio::test]
+    async fn a_later_snapshot_catches_up_missed_changes_and_keeps_newer_writes() {
+        let state = AppState::new(
+            Store::memory(),
+            Secret::new(vec![1; 32]).unwrap(),
+            Limits::default(),
+        );
+        let first = vec![
+            (business("a", "A"), 1),
+            (business("b", "B"), 2),
+            (business("c", "C"), 3),
+        ];
+        let writer = state.clone();
+        let feed = stream::iter([Change::Subscribed, Change::Snapshot(first)])
+            // The feed lost its connection; meanwhile b was deleted, c replaced and d created
+            // elsewhere. It resubscribes...
+            .chain(stream::iter([Change::Subscribed]))
+            // ...and while it reads the snapshot this node writes e, which the snapshot
+            // (older) lacks and must not remove.
+            .chain(stream::once(async move {
+                writer.catalog_mut().upsert(business("e", "E"), 7);
+                Change::Snapshot(vec![
+                    (business("a", "A"), 1),
+                    (business("c", "C2"), 5),
+                    (business("d", "D"), 4),
+                ])
+            }))
+            // The notification for e arrives afterwards and changes nothing.
+            .chain(stream::iter([Change::Upsert(business("e", "E"), 7)]));
+        state.clone().follow(feed).await;
+        assert!(state.is_ready());
+        assert_eq!(
+            held(&state),
+            [
+                ("a".into(), "A".into(), 1),
+                ("c".into(), "C2".into(), 5),
+                ("d".into(), "D".into(), 4),
+                ("e".into(), "E".into(), 7),
+            ]
+        );
+        // b's removal left a tombstone at the revision it was held at: a late notification
+        // of that old version is ignored.
+        let stale = stream::iter([Change::Upsert(business("b", "B"), 2)]);
+        state.clone().follow(stale).await;
+        assert!(
+            state
+                .catalog()
+                .get(&BusinessId::new("b").unwrap())
+                .is_none()
+        );
+        assert!(
+            state
+                .metrics()
+                .render(0)
+                .contains("nearby_change_feed_events_total 2")
+        );
     }
 }

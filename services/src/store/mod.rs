@@ -4,6 +4,10 @@
 //! - `Postgres` (given `DATABASE_URL`): PostGIS is the source of truth; every write is committed
 //!   there first, and other nodes learn of it through the change feed.
 
+mod postgres;
+
+pub use postgres::{CHANNEL, Change, PgStore};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -36,6 +40,8 @@ impl std::error::Error for StoreError {}
 pub enum Store {
     /// In-memory only: revisions from a process-wide counter.
     Memory(Arc<AtomicI64>),
+    /// PostgreSQL + PostGIS: revisions from the database's sequence.
+    Postgres(PgStore),
 }
 
 impl Store {
