@@ -11,7 +11,7 @@ use geo_index::{EntryId, Keyset, LatLng, Query, SpatialIndex};
 use std::collections::{HashMap, VecDeque};
 
 /// The index kind the service searches with (the fastest in BENCHMARKS.md).
-pub type PlacesIndex = geo_index::GeohashIndex;
+pub type PlacesIndex = geo_index::QuadTree;
 
 /// How many deletions are remembered so that a stale re-insert arriving late is ignored.
 const TOMBSTONES: usize = 100_000;
