@@ -114,8 +114,9 @@ struct RunArgs {
     /// Seed for drawing the query centres.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Queries per radius whose result sets are compared before timing.
-    #[arg(long, default_value_t = 200)]
+    /// Queries per radius whose result sets are compared before timing (sent one at a
+    /// time, so a thousand take a second or two).
+    #[arg(long, default_value_t = 1000)]
     verify: usize,
     /// Largest tolerated share of sampled queries with an unexplained difference.
     #[arg(long, default_value_t = 0.01)]
@@ -369,6 +370,9 @@ async fn run(args: RunArgs, threads: usize) -> Result<ExitCode, String> {
                 comparison.unexplained,
                 comparison.queries
             );
+            for example in &comparison.explained_examples {
+                eprintln!("  explained: {example}");
+            }
             for example in &comparison.examples {
                 eprintln!("  unexplained: {example}");
             }

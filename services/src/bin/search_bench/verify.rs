@@ -105,11 +105,13 @@ pub struct Comparison {
     ratio_count: usize,
     /// A few unexplained differences, for the report.
     pub examples: Vec<String>,
+    /// A few explained differences, to show what they look like.
+    pub explained_examples: Vec<String>,
 }
 
 /// What a place in one answer and not the other is.
 enum Difference {
-    Explained,
+    Explained(String),
     Unexplained(String),
 }
 
@@ -130,6 +132,7 @@ impl Comparison {
             ratio_sum: 0.0,
             ratio_count: 0,
             examples: Vec::new(),
+            explained_examples: Vec::new(),
         }
     }
 
@@ -183,30 +186,41 @@ impl Comparison {
             let on_radius = (d - radius_m).abs() <= tolerance.margin(radius_m);
             let near_tie = lacking_cutoff.is_some_and(|c| d >= c - tolerance.margin(c));
             let not_in_redis = redis_involved && position.lat().abs() > REDIS_MAX_LATITUDE;
-            if on_radius || near_tie || not_in_redis {
-                Difference::Explained
-            } else {
-                Difference::Unexplained(format!(
-                    "centre {centre}, radius {radius_m} m: {id} at {d:.4} m{}",
-                    lacking_cutoff.map_or(String::new(), |c| format!(
-                        " (the answer lacking it ends at {c:.4} m)"
-                    ))
+            let what = format!(
+                "centre {centre}, radius {radius_m} m: {id} at {d:.4} m{}",
+                lacking_cutoff.map_or(String::new(), |c| format!(
+                    " (the answer lacking it ends at {c:.4} m)"
                 ))
+            );
+            if on_radius || near_tie || not_in_redis {
+                Difference::Explained(what)
+            } else {
+                Difference::Unexplained(what)
             }
         };
         let mut unexplained = Vec::new();
-        for id in reference_ids.difference(&other_ids) {
-            if let Difference::Unexplained(why) = classify(id, other_cutoff) {
-                unexplained.push(format!("missing {why}"));
-            }
-        }
-        for id in other_ids.difference(&reference_ids) {
-            if let Difference::Unexplained(why) = classify(id, reference_cutoff) {
-                unexplained.push(format!("extra {why}"));
+        let mut explained = Vec::new();
+        let differences = reference_ids
+            .difference(&other_ids)
+            .map(|id| ("missing", classify(id, other_cutoff)))
+            .chain(
+                other_ids
+                    .difference(&reference_ids)
+                    .map(|id| ("extra", classify(id, reference_cutoff))),
+            );
+        for (kind, difference) in differences {
+            match difference {
+                Difference::Explained(what) => explained.push(format!("{kind} {what}")),
+                Difference::Unexplained(what) => unexplained.push(format!("{kind} {what}")),
             }
         }
         if unexplained.is_empty() {
             self.explained += 1;
+            if self.explained_examples.len() < 3 {
+                explained.sort();
+                self.explained_examples
+                    .extend(explained.into_iter().take(1));
+            }
         } else {
             self.unexplained += 1;
             if self.examples.len() < 5 {
