@@ -68,7 +68,7 @@ enum Command {
         batch: usize,
     },
     /// Check result sets, then time every target given at every radius.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args)]
@@ -124,6 +124,9 @@ struct RunArgs {
     /// Load-client runtime threads; default: the number of CPUs.
     #[arg(long)]
     threads: Option<usize>,
+    /// How the report names the dataset; default: the --places path.
+    #[arg(long)]
+    dataset_name: Option<String>,
     /// Also write the markdown report to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -141,7 +144,7 @@ fn main() -> ExitCode {
         } => runtime(1).and_then(|rt| rt.block_on(load_redis(&places, &redis, &key, batch))),
         Command::Run(args) => {
             let threads = args.threads.unwrap_or_else(cpus);
-            runtime(threads).and_then(|rt| rt.block_on(run(args, threads)))
+            runtime(threads).and_then(|rt| rt.block_on(run(*args, threads)))
         }
     };
     match outcome {
@@ -443,12 +446,14 @@ async fn run(args: RunArgs, threads: usize) -> Result<ExitCode, String> {
     );
     let _ = writeln!(
         out,
-        "Top {} within the radius, nearest first. Dataset `{}`: {} places; {} query centres \
+        "Top {} within the radius, nearest first. Dataset: {}, {} places; {} query centres \
          drawn from it (seed {}). {} connections per target, one request in flight each; {} \
          per target per radius after {} s of warm-up; load client on {} runtime threads, on \
          the same {}-CPU machine as the servers, over 127.0.0.1.\n",
         targets::LIMIT,
-        args.places.display(),
+        args.dataset_name
+            .clone()
+            .unwrap_or_else(|| args.places.display().to_string()),
         dataset.len(),
         centres.len(),
         args.seed,
@@ -501,6 +506,20 @@ async fn run(args: RunArgs, threads: usize) -> Result<ExitCode, String> {
              with the 20th place within the two systems' distance tolerance):\n"
         );
         out.push_str(&report::check_table(&checks));
+        let _ = writeln!(
+            out,
+            "\nmax distance gap: largest |reported − Nearby's distance| for a place in both \
+             answers; distance ratio: mean reported ÷ Nearby's distance (places beyond 100 m). \
+             Nearby's sphere is {} m; PostGIS with `use_spheroid = false` uses {:.4} m \
+             (WGS84 (2a + b) / 3); Redis uses {} m and 52-bit geohash positions, so it finds \
+             {:.1} m less far at 20 km.",
+            search_bench::verify::NEARBY_RADIUS_M,
+            search_bench::verify::POSTGIS_RADIUS_M,
+            search_bench::verify::REDIS_RADIUS_M,
+            20_000.0
+                * (1.0
+                    - search_bench::verify::NEARBY_RADIUS_M / search_bench::verify::REDIS_RADIUS_M),
+        );
     }
     print!("{out}");
     let _ = std::io::stdout().flush();
