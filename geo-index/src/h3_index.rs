@@ -76,13 +76,12 @@
 //! # Ok::<(), geo_index::Error>(())
 //! ```
 
+use crate::cell_table::{CellKey, CellTable};
 use crate::latlng::{EARTH_RADIUS_M, Origin};
-use crate::s2_index::{BoxRelation, btree_map_heap_bytes, relate};
+use crate::s2_index::{BoxRelation, relate};
 use crate::search::{BestFirst, Bounds, Expand, Frontier};
-use crate::slots::Slots;
 use crate::{BoundingBox, EntryId, LatLng, Neighbour, Query, SpatialIndex};
 use h3o::{CellIndex, Resolution};
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 /// The resolution entries are stored at (about 0.6 m hexagon edges).
@@ -157,9 +156,17 @@ const fn footprints() -> [f64; 16] {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct H3Index {
-    /// `(resolution-15 cell index, entry id) → position`.
-    cells: BTreeMap<(u64, EntryId), LatLng>,
-    slots: Slots,
+    table: CellTable<H3Res15>,
+}
+
+/// Keys a position by its resolution-15 H3 cell: a coarser cell is one key range.
+#[derive(Clone, Debug)]
+struct H3Res15;
+
+impl CellKey for H3Res15 {
+    fn key(position: LatLng) -> u64 {
+        key_of(position)
+    }
 }
 
 /// A position as an h3o coordinate (latitude first, like ours).
@@ -326,14 +333,15 @@ impl H3Index {
     #[inline]
     fn range(&self, cell: u64) -> impl Iterator<Item = (EntryId, LatLng)> + Clone + '_ {
         let (first, last) = key_range(cell);
-        self.cells
+        self.table
+            .cells
             .range((first, EntryId::MIN)..)
             .take_while(move |&(&(key, _), _)| key <= last)
             .map(|(&(_, entry), &position)| (entry, position))
     }
 
     fn seed(&self, frontier: &mut Frontier<'_, u64>) {
-        if self.cells.is_empty() {
+        if self.table.cells.is_empty() {
             return;
         }
         let origin = *frontier.origin();
@@ -438,14 +446,8 @@ impl SpatialIndex for H3Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn build(entries: Vec<(EntryId, LatLng)>) -> Self {
-        let slots = Slots::from_entries(&entries);
-        drop(entries);
-        let mut keys: Vec<((u64, EntryId), LatLng)> =
-            slots.iter().map(|(id, p)| ((key_of(p), id), p)).collect();
-        keys.sort_unstable_by_key(|&(key, _)| key);
         Self {
-            cells: BTreeMap::from_iter(keys),
-            slots,
+            table: CellTable::build(entries),
         }
     }
 
@@ -455,7 +457,7 @@ impl SpatialIndex for H3Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn len(&self) -> usize {
-        self.slots.len()
+        self.table.len()
     }
 
     /// ```
@@ -465,7 +467,7 @@ impl SpatialIndex for H3Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn get(&self, id: EntryId) -> Option<LatLng> {
-        self.slots.get(id)
+        self.table.get(id)
     }
 
     /// ```
@@ -477,12 +479,7 @@ impl SpatialIndex for H3Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn insert(&mut self, id: EntryId, position: LatLng) -> Option<LatLng> {
-        let previous = self.slots.set(id, position);
-        if let Some(previous) = previous {
-            self.cells.remove(&(key_of(previous), id));
-        }
-        self.cells.insert((key_of(position), id), position);
-        previous
+        self.table.insert(id, position)
     }
 
     /// ```
@@ -493,9 +490,7 @@ impl SpatialIndex for H3Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn remove(&mut self, id: EntryId) -> Option<LatLng> {
-        let previous = self.slots.take(id)?;
-        self.cells.remove(&(key_of(previous), id));
-        Some(previous)
+        self.table.remove(id)
     }
 
     /// ```
@@ -524,7 +519,7 @@ impl SpatialIndex for H3Index {
     /// ```
     fn in_bbox(&self, bbox: &BoundingBox) -> Vec<EntryId> {
         let mut out = Vec::new();
-        if self.cells.is_empty() {
+        if self.table.cells.is_empty() {
             return out;
         }
         for &(cell, centre) in base_cells() {
@@ -543,7 +538,7 @@ impl SpatialIndex for H3Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn heap_bytes(&self) -> usize {
-        self.slots.heap_bytes() + btree_map_heap_bytes::<(u64, EntryId), LatLng>(self.cells.len())
+        self.table.heap_bytes()
     }
 }
 

@@ -42,6 +42,7 @@
 
 mod bbox;
 mod brute;
+mod cell_table;
 mod error;
 mod geohash_index;
 mod h3_index;

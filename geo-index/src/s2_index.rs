@@ -56,9 +56,9 @@
 //! # Ok::<(), geo_index::Error>(())
 //! ```
 
+use crate::cell_table::{CellKey, CellTable};
 use crate::latlng::{EARTH_RADIUS_M, Origin};
 use crate::search::{BestFirst, Bounds, Expand, Frontier};
-use crate::slots::Slots;
 use crate::{BoundingBox, EntryId, LatLng, Neighbour, Query, SpatialIndex};
 use s2::cap::Cap;
 use s2::cell::Cell;
@@ -67,7 +67,6 @@ use s2::point::Point;
 use s2::r3::vector::Vector;
 use s2::region::RegionCoverer;
 use s2::s1::{Angle, Rad};
-use std::collections::BTreeMap;
 use std::f64::consts::PI;
 
 /// A cell holding more entries than this is opened into its children rather than measured
@@ -99,11 +98,17 @@ const RADIUS_PAD_RAD: f64 = 1e-12;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct S2Index {
-    /// `(leaf cell id, entry id) → position`, ordered by cell along the Hilbert curve. The
-    /// position is repeated here (it is also in `slots`) so that scanning a cell reads
-    /// contiguous memory instead of missing the cache once per entry in the id table.
-    cells: BTreeMap<(u64, EntryId), LatLng>,
-    slots: Slots,
+    table: CellTable<S2Leaf>,
+}
+
+/// Keys a position by its S2 leaf cell id: a coarser cell is one key range (Hilbert order).
+#[derive(Clone, Debug)]
+struct S2Leaf;
+
+impl CellKey for S2Leaf {
+    fn key(position: LatLng) -> u64 {
+        leaf_of(position)
+    }
 }
 
 /// The S2 leaf cell containing `position`.
@@ -174,7 +179,8 @@ impl S2Index {
     #[inline]
     fn range(&self, id: CellID) -> impl Iterator<Item = (EntryId, LatLng)> + Clone + '_ {
         let last = id.range_max().0;
-        self.cells
+        self.table
+            .cells
             .range((id.range_min().0, EntryId::MIN)..)
             .take_while(move |&(&(cell, _), _)| cell <= last)
             .map(|(&(_, entry), &position)| (entry, position))
@@ -220,7 +226,7 @@ impl S2Index {
     }
 
     fn seed(&self, frontier: &mut Frontier<'_, u64>) {
-        if self.cells.is_empty() {
+        if self.table.cells.is_empty() {
             return;
         }
         let q = centre_vector(frontier.origin());
@@ -290,14 +296,8 @@ impl SpatialIndex for S2Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn build(entries: Vec<(EntryId, LatLng)>) -> Self {
-        let slots = Slots::from_entries(&entries);
-        drop(entries);
-        let mut keys: Vec<((u64, EntryId), LatLng)> =
-            slots.iter().map(|(id, p)| ((leaf_of(p), id), p)).collect();
-        keys.sort_unstable_by_key(|&(key, _)| key);
         Self {
-            cells: BTreeMap::from_iter(keys),
-            slots,
+            table: CellTable::build(entries),
         }
     }
 
@@ -307,7 +307,7 @@ impl SpatialIndex for S2Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn len(&self) -> usize {
-        self.slots.len()
+        self.table.len()
     }
 
     /// ```
@@ -317,7 +317,7 @@ impl SpatialIndex for S2Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn get(&self, id: EntryId) -> Option<LatLng> {
-        self.slots.get(id)
+        self.table.get(id)
     }
 
     /// ```
@@ -329,12 +329,7 @@ impl SpatialIndex for S2Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn insert(&mut self, id: EntryId, position: LatLng) -> Option<LatLng> {
-        let previous = self.slots.set(id, position);
-        if let Some(previous) = previous {
-            self.cells.remove(&(leaf_of(previous), id));
-        }
-        self.cells.insert((leaf_of(position), id), position);
-        previous
+        self.table.insert(id, position)
     }
 
     /// ```
@@ -345,9 +340,7 @@ impl SpatialIndex for S2Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn remove(&mut self, id: EntryId) -> Option<LatLng> {
-        let previous = self.slots.take(id)?;
-        self.cells.remove(&(leaf_of(previous), id));
-        Some(previous)
+        self.table.remove(id)
     }
 
     /// ```
@@ -392,7 +385,7 @@ impl SpatialIndex for S2Index {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn heap_bytes(&self) -> usize {
-        self.slots.heap_bytes() + btree_map_heap_bytes::<(u64, EntryId), LatLng>(self.cells.len())
+        self.table.heap_bytes()
     }
 }
 
