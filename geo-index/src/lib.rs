@@ -37,6 +37,8 @@
 //! - `brute`: [`BruteForce`], the reference every index kind is tested against.
 //! - `geohash_index`: [`GeohashIndex`], 64-bit interleaved cells in a B-tree.
 //! - `quadtree`: [`QuadTree`], adaptive, splitting and merging as entries come and go.
+//! - `cell_table`: the storage S2 and H3 share: fine cell keys in a B-tree, so a coarser
+//!   cell is a key range.
 //! - `s2_index`: [`S2Index`], S2 cell ids covered with `RegionCoverer` over a cap.
 //! - `h3_index`: [`H3Index`], H3 cells gathered with `grid_disk`, filtered exactly.
 
