@@ -19,7 +19,7 @@
 //! whole world when the radius exceeds half the Earth; the distance bounds, not the
 //! neighbourhood, decide what is searched.
 
-use crate::search::{BestFirst, Expand, Frontier, Rect};
+use crate::search::{BOUND_SLACK_M, BestFirst, Expand, Frontier, Rect};
 use crate::slots::Slots;
 use crate::{BoundingBox, EntryId, Error, LatLng, Neighbour, Query, SpatialIndex};
 use std::collections::BTreeSet;
@@ -316,10 +316,10 @@ impl GeohashIndex {
         let mut count = 0;
         while let Some(cell) = stack.pop() {
             let bounds = cell.rect().bounds(&origin);
-            if bounds.min_m - 1.0 > radius_m {
+            if bounds.min_m - BOUND_SLACK_M > radius_m {
                 continue;
             }
-            if bounds.max_m + 1.0 < radius_m {
+            if bounds.max_m + BOUND_SLACK_M < radius_m {
                 count += self.keys.range(cell.keys()).count();
                 continue;
             }

@@ -57,7 +57,7 @@
 //! [`quadrant`].
 
 use crate::latlng::{EARTH_RADIUS_M, Origin, cos_lower, sin_lower};
-use crate::search::{BestFirst, Bounds, Expand, Frontier, Rect};
+use crate::search::{BOUND_SLACK_M, BestFirst, Bounds, Expand, Frontier, Rect};
 use crate::slots::Slots;
 use crate::{
     BoundingBox, EntryId, Error, HALF_CIRCUMFERENCE_M, LatLng, Neighbour, Query, SpatialIndex,
@@ -69,17 +69,6 @@ use std::fmt;
 /// more; a pile of duplicates costs at most 32 levels of single-child nodes; and grid positions
 /// fit in `u32`.
 const MAX_DEPTH: u32 = 32;
-
-/// Slack on the distance bounds in [`SpatialIndex::count_within`]: a node is counted whole only
-/// when its upper bound is this far inside the radius, and skipped only when its lower bound is
-/// this far outside. Haversine rounding is below 0.1 m even near antipodes, so 1 m keeps the
-/// count exactly equal to measuring every point, at no measurable cost.
-const COUNT_SLACK_M: f64 = 1.0;
-
-/// Margin added to the radius before bounding the query circle to find where a search starts,
-/// the same one metre by which the search engine widens every bound: far above haversine
-/// rounding, far below any cell the margin could push the start out of.
-const SEED_SLACK_M: f64 = 1.0;
 
 /// The root's index in the arena. The root is nobody's child, which frees `first_child == 0`
 /// to mean "leaf".
@@ -681,7 +670,7 @@ impl QuadTree {
     fn enclosing_cell(&self, centre: LatLng, radius_m: f64) -> Cell {
         // `around` enlarges the box past its own rounding; the extra metre also covers the
         // haversine's, so a point whose computed distance is within the radius is inside.
-        let bbox = BoundingBox::around(centre, radius_m + SEED_SLACK_M);
+        let bbox = BoundingBox::around(centre, radius_m + BOUND_SLACK_M);
         // A box crossing or touching the antimeridian may take points stored on the other
         // side of it (-180 and 180 are one meridian): only the root holds both sides.
         if bbox.crosses_antimeridian() || bbox.west() == -180.0 || bbox.east() == 180.0 {
@@ -725,10 +714,10 @@ impl QuadTree {
         }
         let bounds = rect.bounds(origin);
         // No two points are further apart than half the circumference, whatever the bound says.
-        if bounds.max_m.min(HALF_CIRCUMFERENCE_M) + COUNT_SLACK_M <= radius_m {
+        if bounds.max_m.min(HALF_CIRCUMFERENCE_M) + BOUND_SLACK_M <= radius_m {
             return n.count as usize;
         }
-        if bounds.min_m - COUNT_SLACK_M > radius_m {
+        if bounds.min_m - BOUND_SLACK_M > radius_m {
             return 0;
         }
         if n.is_leaf() {

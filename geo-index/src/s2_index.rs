@@ -389,33 +389,6 @@ impl SpatialIndex for S2Index {
     }
 }
 
-/// Estimated heap bytes of a `BTreeMap<K, V>` holding `len` entries.
-///
-/// The standard library does not report its allocations, so this models its node layout:
-/// nodes hold up to 11 entries (B = 6); a leaf is a parent pointer, the key array, the value
-/// array and two `u16`s; an internal node adds 12 child pointers. Occupancy is assumed to be
-/// 3/4 (bulk-loaded trees are fuller, trees grown by random inserts run about 2/3), with each
-/// internal node parenting about 9 nodes. The estimate is within about 20% either way.
-pub(crate) fn btree_map_heap_bytes<K, V>(len: usize) -> usize {
-    const CAPACITY: usize = 11;
-    if len == 0 {
-        return 0;
-    }
-    let align = std::mem::align_of::<K>()
-        .max(std::mem::align_of::<V>())
-        .max(8);
-    let entries = CAPACITY * (std::mem::size_of::<K>() + std::mem::size_of::<V>());
-    let leaf = (8 + entries + 2 + 2).next_multiple_of(align);
-    let internal = leaf + (CAPACITY + 1) * 8;
-    if len <= CAPACITY {
-        return leaf;
-    }
-    // Entries per leaf at 3/4 occupancy, children per internal node likewise.
-    let leaves = (len * 4).div_ceil(CAPACITY * 3);
-    let internals = if leaves > 1 { leaves.div_ceil(9) } else { 0 };
-    leaves * leaf + internals * internal
-}
-
 /// How a cell's bounding box relates to a query box.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BoxRelation {
@@ -641,16 +614,5 @@ mod tests {
         let west_edge = BoundingBox::new(-1.0, 100.0, 1.0, 180.0).expect("valid box");
         let east_side = BoundingBox::new(-1.0, -180.0, 1.0, -100.0).expect("valid box");
         assert_eq!(relate(&west_edge, &east_side), BoxRelation::Overlaps);
-    }
-
-    #[test]
-    fn heap_estimate_grows_with_entries() {
-        assert_eq!(btree_map_heap_bytes::<(u64, u32), LatLng>(0), 0);
-        let small = btree_map_heap_bytes::<(u64, u32), LatLng>(10);
-        let large = btree_map_heap_bytes::<(u64, u32), LatLng>(1_000_000);
-        // One leaf of 11 keys of 16 bytes and 11 values of 16 bytes.
-        assert_eq!(small, 368);
-        // About 50 bytes per entry.
-        assert!((40_000_000..60_000_000).contains(&large), "{large}");
     }
 }

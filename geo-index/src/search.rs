@@ -19,7 +19,7 @@ use std::collections::BinaryHeap;
 /// rounding can never prune or postpone a point wrongly. Haversine loses up to
 /// `sqrt(f64::EPSILON)` of a radian near antipodes (about 0.1 m on Earth); 1 m is far above
 /// that and costs nothing measurable.
-const BOUND_SLACK_M: f64 = 1.0;
+pub(crate) const BOUND_SLACK_M: f64 = 1.0;
 
 /// How far a cell is from the query centre: every point inside it is at least `min_m` and at
 /// most `max_m` metres away (`max_m` may be `f64::INFINITY` when unknown).
