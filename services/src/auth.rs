@@ -291,6 +291,15 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The nearby-friends gateway checks WebSocket and `/v1/me` tokens with the same secret.
+impl nearby_ws_gateway::Authenticator for Secret {
+    fn authenticate(&self, token: &str) -> Result<u64, String> {
+        self.verify(token, unix_now())
+            .map(|claims| claims.sub)
+            .map_err(|err| err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

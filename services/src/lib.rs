@@ -1,4 +1,4 @@
-//! The Nearby service: proximity search over businesses, served over HTTP.
+//! The Nearby service: proximity search over businesses and nearby friends, served over HTTP.
 //!
 //! `nearby serve` answers `GET /v1/search/nearby` from an in-memory geo index (see the
 //! `geo-index` crate) and keeps business records, in memory by default or in PostgreSQL +
@@ -22,12 +22,17 @@
 //! - [`auth`]: HMAC-signed bearer tokens and the development secret file.
 //! - [`cursor`]: opaque paging cursors bound to their query.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`friends_file`]: the `--friends` seed file of mutual friendships.
+//!
+//! The nearby-friends gateway (WebSocket `/v1/ws` and `/v1/me/...`) lives in the
+//! `nearby-ws-gateway` crate; [`state::AppState::attach_gateway`] mounts it on the same router.
 
 pub mod api;
 pub mod auth;
 pub mod business;
 pub mod catalog;
 pub mod cursor;
+pub mod friends_file;
 pub mod metrics;
 pub mod places_file;
 pub mod server;

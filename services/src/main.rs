@@ -60,6 +60,22 @@ struct ServeArgs {
     /// are kept in memory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Redis URL (redis://host:port/db) for the nearby-friends bus and location cache, shared
+    /// by every node; without it they are in process (one node).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// CSV file of mutual friendships (`user_id,friend_id` rows) to seed before serving.
+    #[arg(long, env = "NEARBY_FRIENDS")]
+    friends: Option<PathBuf>,
+    /// Friends within this distance are shown, metres (default: five miles).
+    #[arg(long, env = "NEARBY_FRIEND_RADIUS_M", default_value_t = nearby_ws_gateway::DEFAULT_RADIUS_M)]
+    friend_radius_m: f64,
+    /// A friend's location expires after this many seconds without an update.
+    #[arg(long, env = "NEARBY_LOCATION_TTL_S", default_value_t = 600)]
+    location_ttl_s: u64,
+    /// Location messages per second per WebSocket connection, sustained (bursts of 5).
+    #[arg(long, env = "NEARBY_LOCATION_RATE", default_value_t = 1.0)]
+    location_rate: f64,
     /// Log format.
     #[arg(long, env = "NEARBY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -228,7 +244,9 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
         Some(url) => Store::Postgres(PgStore::connect(url).await.map_err(|e| e.to_string())?),
         None => Store::memory(),
     };
-    let state = AppState::new(store, secret, Limits::default());
+    let state = AppState::new(store, secret.clone(), Limits::default());
+    let gateway = start_gateway(&args, secret, state.store()).await?;
+    state.attach_gateway(gateway);
 
     // Load in the background so /healthz answers at once and /readyz tells when it is done;
     // a load failure stops the server rather than leaving it half-loaded.
@@ -306,6 +324,62 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!("nearby stopped");
     Ok(())
+}
+
+/// Starts the nearby-friends gateway: friendships in PostgreSQL or memory, the bus and cache
+/// in Redis or in process, history in PostgreSQL when there is one; seeds `--friends`.
+async fn start_gateway(
+    args: &ServeArgs,
+    secret: Secret,
+    store: &Store,
+) -> Result<nearby_ws_gateway::Gateway, String> {
+    use nearby_ws_gateway::{Backend, Gateway, GatewayConfig, friends::FriendStore};
+    if !(args.friend_radius_m.is_finite() && args.friend_radius_m > 0.0) {
+        return Err("--friend-radius-m must be a positive number of metres".to_owned());
+    }
+    if !(args.location_rate.is_finite() && args.location_rate > 0.0) {
+        return Err("--location-rate must be a positive number per second".to_owned());
+    }
+    if args.location_ttl_s == 0 {
+        return Err("--location-ttl-s must be at least 1".to_owned());
+    }
+    let config = GatewayConfig {
+        radius_m: args.friend_radius_m,
+        hysteresis_m: (args.friend_radius_m * 0.02).min(500.0),
+        location_ttl: std::time::Duration::from_secs(args.location_ttl_s),
+        location_rate_per_s: args.location_rate,
+        frame_rate_per_s: (args.location_rate * 10.0).max(10.0),
+        ..GatewayConfig::default()
+    };
+    let (friends, history_pool) = match store {
+        Store::Postgres(pg) => (
+            FriendStore::Postgres(nearby_ws_gateway::friends_pg::PgFriends::new(
+                pg.pool().clone(),
+            )),
+            Some(pg.pool().clone()),
+        ),
+        Store::Memory(_) => (FriendStore::memory(), None),
+    };
+    let backend = match &args.redis_url {
+        Some(url) => Backend::Redis(url.clone()),
+        None => Backend::Local,
+    };
+    let gateway = Gateway::start(config, secret, friends, backend, history_pool)
+        .await
+        .map_err(|err| format!("cannot start the nearby-friends gateway: {err}"))?;
+    if let Some(path) = &args.friends {
+        let path = path.clone();
+        let pairs = tokio::task::spawn_blocking(move || nearby_services::friends_file::load(&path))
+            .await
+            .map_err(|err| err.to_string())??;
+        let added = gateway
+            .friends()
+            .seed(&pairs)
+            .await
+            .map_err(|err| format!("cannot seed friendships: {err}"))?;
+        tracing::info!(pairs = pairs.len(), added, "friendships seeded");
+    }
+    Ok(gateway)
 }
 
 /// Imports a place file into the database before the catalog is loaded from it.

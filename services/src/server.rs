@@ -5,8 +5,11 @@ use crate::state::AppState;
 use std::future::Future;
 use tokio::net::TcpListener;
 
-/// Serves the API on `listener` until `shutdown` resolves, then stops accepting and lets
-/// in-flight requests finish.
+/// How long WebSocket sessions get to close after shutdown starts.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops accepting, lets
+/// in-flight requests finish and closes WebSocket sessions (1001) within a deadline.
 ///
 /// # Errors
 /// An I/O error from the listener.
@@ -25,9 +28,25 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let gateway = state.gateway().cloned();
+    let closing = gateway.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Upgraded connections are not tracked by the HTTP server's graceful shutdown:
+        // the gateway closes its sessions itself.
+        if let Some(gateway) = closing {
+            gateway.begin_shutdown();
+        }
+    };
     axum::serve(listener, api::app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+    if let Some(gateway) = gateway
+        && !gateway.drained(DRAIN_DEADLINE).await
+    {
+        tracing::warn!("websocket sessions still open after the drain deadline");
+    }
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

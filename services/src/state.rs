@@ -7,9 +7,10 @@ use crate::catalog::{Applied, Catalog};
 use crate::metrics::Metrics;
 use crate::store::{Change, Store, StoreError, next_revision};
 use futures_util::{Stream, StreamExt};
+use nearby_ws_gateway::Gateway;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// Snapshot rows applied per hold of the catalog's write lock, so searches are not held up
@@ -61,6 +62,7 @@ struct Inner {
     metrics: Metrics,
     ready: AtomicBool,
     limits: Limits,
+    gateway: OnceLock<Gateway>,
 }
 
 /// Why a write did not happen. In every case nothing was changed.
@@ -93,6 +95,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 ready: AtomicBool::new(false),
                 limits,
+                gateway: OnceLock::new(),
             }),
         }
     }
@@ -159,8 +162,20 @@ impl AppState {
         &self.inner.store
     }
 
+    /// Attaches the nearby-friends gateway: its routes are then served by [`crate::api::app`],
+    /// its readiness is part of `/readyz` and its metrics of `/metrics`. Only the first
+    /// attachment counts; returns false for later ones.
+    pub fn attach_gateway(&self, gateway: Gateway) -> bool {
+        self.inner.gateway.set(gateway).is_ok()
+    }
+
+    /// The nearby-friends gateway, if attached.
+    pub fn gateway(&self) -> Option<&Gateway> {
+        self.inner.gateway.get()
+    }
+
     /// The token secret.
-    pub(crate) fn secret(&self) -> &Secret {
+    pub fn secret(&self) -> &Secret {
         &self.inner.secret
     }
 

@@ -29,11 +29,15 @@ pub async fn healthz() -> Json<Status> {
         (status = 200, description = "ready", body = Status),
         (status = 503, description = "still loading", body = super::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    if state.is_ready() {
-        Ok(Json(Status { status: "ok" }))
-    } else {
-        Err(ApiError::unavailable("the index is still loading"))
+    if !state.is_ready() {
+        return Err(ApiError::unavailable("the index is still loading"));
     }
+    if state.gateway().is_some_and(|gateway| !gateway.is_ready()) {
+        return Err(ApiError::unavailable(
+            "the nearby-friends bus (Redis) is unreachable",
+        ));
+    }
+    Ok(Json(Status { status: "ok" }))
 }
 
 /// Prometheus metrics, text exposition format.
@@ -41,8 +45,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
     responses((status = 200, description = "metrics", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let businesses = state.catalog().len();
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(businesses),
-    )
+    let mut text = state.metrics().render(businesses);
+    if let Some(gateway) = state.gateway() {
+        gateway.metrics().render(&mut text);
+    }
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -34,6 +34,10 @@ use std::time::Instant;
 /// # Ok::<(), nearby_services::auth::SecretError>(())
 /// ```
 pub fn app(state: AppState) -> Router {
+    let gateway = state
+        .gateway()
+        .map(|gateway| nearby_ws_gateway::api::router(gateway.clone()))
+        .unwrap_or_default();
     Router::new()
         .route("/v1/search/nearby", get(search::nearby))
         .route("/v1/businesses", post(businesses::create))
@@ -47,11 +51,12 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::spec))
+        .with_state(state.clone())
+        .merge(gateway)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits().body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, observe))
 }
 
 async fn not_found() -> ApiError {

@@ -1,0 +1,430 @@
+//! The gateway's HTTP surface: the WebSocket upgrade at `/v1/ws`, and the friendship and
+//! sharing endpoints under `/v1/me`. [`router`] is merged into the service's router.
+
+use crate::clock;
+use crate::friends::{FriendError, RequestOutcome, Sharing};
+use crate::gateway::Gateway;
+use crate::session::{self, Start};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// An HTTP failure of the gateway's endpoints, rendered as the service's error body
+/// `{"error":{"code","message","field"?}}`.
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// let response = nearby_ws_gateway::api::GatewayError::unauthorized("no token").into_response();
+/// assert_eq!(response.status(), 401);
+/// ```
+#[derive(Debug)]
+pub struct GatewayError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<&'static str>,
+}
+
+impl GatewayError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// 401: missing, forged or expired token.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", message)
+        }
+    }
+
+    fn from_friends(err: FriendError) -> Self {
+        match err {
+            FriendError::SelfRequest => Self::invalid("user_id", err.to_string()),
+            FriendError::LimitReached(_) => {
+                Self::new(StatusCode::CONFLICT, "limit_reached", err.to_string())
+            }
+            FriendError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "friend store unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the friend store is unavailable; retry later",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            error["field"] = json!(field);
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// The authenticated user of a request (`Authorization: Bearer <token>`).
+#[derive(Clone, Copy, Debug)]
+pub struct Me(pub u64);
+
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, GatewayError> {
+    let Some(header) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = header
+        .to_str()
+        .map_err(|_| GatewayError::unauthorized("the Authorization header is not text"))?;
+    value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| Some(token.trim()))
+        .ok_or_else(|| GatewayError::unauthorized("the Authorization scheme must be Bearer"))
+}
+
+impl FromRequestParts<Gateway> for Me {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        gateway: &Gateway,
+    ) -> Result<Self, GatewayError> {
+        let token = bearer(&parts.headers)?.ok_or_else(|| {
+            GatewayError::unauthorized("an Authorization: Bearer token is required")
+        })?;
+        gateway
+            .authenticate(token)
+            .map(Me)
+            .map_err(GatewayError::unauthorized)
+    }
+}
+
+/// The gateway's routes, with its state applied.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use nearby_ws_gateway::{api, Authenticator, Backend, Gateway, GatewayConfig, friends::FriendStore};
+/// struct Nobody;
+/// impl Authenticator for Nobody {
+///     fn authenticate(&self, _: &str) -> Result<u64, String> { Err("no".into()) }
+/// }
+/// let gateway = Gateway::start(GatewayConfig::default(), Nobody, FriendStore::memory(), Backend::Local, None)
+///     .await.unwrap();
+/// let _router: axum::Router = api::router(gateway);
+/// # });
+/// ```
+pub fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/v1/ws", get(connect))
+        .route("/v1/me/friends", get(list_friends))
+        .route(
+            "/v1/me/friends/{user_id}",
+            put(accept_friend).delete(remove_friend),
+        )
+        .route("/v1/me/friend-requests", get(list_requests))
+        .route("/v1/me/friend-requests/{user_id}", post(request_friend))
+        .route("/v1/me/sharing", get(get_sharing).put(set_sharing))
+        .with_state(gateway)
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// `GET /v1/ws`: authenticates (header or `?token=`), loads the user's friends, upgrades.
+async fn connect(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, GatewayError> {
+    let from_query = query.ok().and_then(|Query(q)| q.token);
+    let token = match bearer(&headers)? {
+        Some(token) => token.to_owned(),
+        None => from_query.ok_or_else(|| {
+            gateway
+                .metrics()
+                .unauthorized
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            GatewayError::unauthorized(
+                "a token is required: Authorization: Bearer <token> or ?token=<token>",
+            )
+        })?,
+    };
+    let user = gateway.authenticate(&token).map_err(|message| {
+        gateway
+            .metrics()
+            .unauthorized
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        GatewayError::unauthorized(message)
+    })?;
+    let upgrade = upgrade.map_err(|rejection| {
+        GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "not_websocket",
+            format!("this endpoint needs a WebSocket upgrade: {rejection}"),
+        )
+    })?;
+    let (friends, sharing) = tokio::join!(
+        gateway.friends().friends(user),
+        gateway.friends().sharing(user)
+    );
+    let start = Start {
+        user,
+        friends: friends.map_err(GatewayError::from_friends)?,
+        sharing: sharing.map_err(GatewayError::from_friends)?,
+    };
+    let config = gateway.config().clone();
+    Ok(upgrade
+        .read_buffer_size(config.read_buffer_bytes)
+        .write_buffer_size(config.write_buffer_bytes)
+        .max_write_buffer_size(config.write_buffer_bytes.max(config.max_message_bytes) * 16)
+        .max_message_size(config.max_message_bytes)
+        .max_frame_size(config.max_message_bytes)
+        .on_upgrade(move |socket| session::run(gateway, start, socket)))
+}
+
+fn user_id(raw: &str) -> Result<u64, GatewayError> {
+    raw.parse()
+        .map_err(|_| GatewayError::invalid("user_id", "user_id must be an unsigned 64-bit integer"))
+}
+
+/// Tells both users' live sessions (every node) that their friendships changed.
+async fn notify_pair(gateway: &Gateway, a: u64, b: u64) {
+    for user in [a, b] {
+        if let Err(err) = gateway.notify_changed(user).await {
+            // The change is committed; sessions pick it up at their next reload or reconnect.
+            tracing::warn!(user, error = %err, "could not notify live sessions of a friendship change");
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Friends {
+    friends: Vec<u64>,
+}
+
+async fn list_friends(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+) -> Result<Json<Friends>, GatewayError> {
+    let friends = gateway
+        .friends()
+        .friends(me)
+        .await
+        .map_err(GatewayError::from_friends)?;
+    Ok(Json(Friends { friends }))
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+async fn request_friend(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+    Path(other): Path<String>,
+) -> Result<Response, GatewayError> {
+    let other = user_id(&other)?;
+    let outcome = gateway
+        .friends()
+        .request(me, other)
+        .await
+        .map_err(GatewayError::from_friends)?;
+    Ok(match outcome {
+        RequestOutcome::Friends => {
+            notify_pair(&gateway, me, other).await;
+            (StatusCode::OK, Json(Status { status: "friends" })).into_response()
+        }
+        RequestOutcome::AlreadyFriends => {
+            (StatusCode::OK, Json(Status { status: "friends" })).into_response()
+        }
+        _ => (StatusCode::ACCEPTED, Json(Status { status: "pending" })).into_response(),
+    })
+}
+
+#[derive(Serialize)]
+struct RequestList {
+    incoming: Vec<u64>,
+    outgoing: Vec<u64>,
+}
+
+async fn list_requests(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+) -> Result<Json<RequestList>, GatewayError> {
+    let requests = gateway
+        .friends()
+        .requests(me)
+        .await
+        .map_err(GatewayError::from_friends)?;
+    Ok(Json(RequestList {
+        incoming: requests.incoming,
+        outgoing: requests.outgoing,
+    }))
+}
+
+async fn accept_friend(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+    Path(other): Path<String>,
+) -> Result<Json<Status>, GatewayError> {
+    let other = user_id(&other)?;
+    if gateway
+        .friends()
+        .friends(me)
+        .await
+        .map_err(GatewayError::from_friends)?
+        .binary_search(&other)
+        .is_ok()
+    {
+        return Ok(Json(Status { status: "friends" }));
+    }
+    if !gateway
+        .friends()
+        .accept(me, other)
+        .await
+        .map_err(GatewayError::from_friends)?
+    {
+        return Err(GatewayError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no pending friend request from user {other}"),
+        ));
+    }
+    notify_pair(&gateway, me, other).await;
+    Ok(Json(Status { status: "friends" }))
+}
+
+async fn remove_friend(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+    Path(other): Path<String>,
+) -> Result<StatusCode, GatewayError> {
+    let other = user_id(&other)?;
+    if !gateway
+        .friends()
+        .remove(me, other)
+        .await
+        .map_err(GatewayError::from_friends)?
+    {
+        return Err(GatewayError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no friendship or request with user {other}"),
+        ));
+    }
+    notify_pair(&gateway, me, other).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharingBody {
+    enabled: bool,
+    until: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SharingView {
+    enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
+    /// Whether friends see the user now.
+    sharing_now: bool,
+}
+
+fn sharing_view(sharing: Sharing) -> SharingView {
+    SharingView {
+        enabled: sharing.enabled,
+        until: sharing.until_ms.map(clock::format_rfc3339),
+        sharing_now: sharing.effective(clock::now_ms()),
+    }
+}
+
+async fn get_sharing(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+) -> Result<Json<SharingView>, GatewayError> {
+    let sharing = gateway
+        .friends()
+        .sharing(me)
+        .await
+        .map_err(GatewayError::from_friends)?;
+    Ok(Json(sharing_view(sharing)))
+}
+
+async fn set_sharing(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+    body: Result<Json<SharingBody>, JsonRejection>,
+) -> Result<Json<SharingView>, GatewayError> {
+    let Json(body) = body.map_err(|rejection| {
+        GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "expected {{\"enabled\": bool, \"until\": RFC 3339 time?}}: {}",
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let until_ms = match body.until.as_deref() {
+        None => None,
+        Some(text) => {
+            let until = clock::parse_rfc3339(text).ok_or_else(|| {
+                GatewayError::invalid(
+                    "until",
+                    "until must be an RFC 3339 time, e.g. 2026-11-23T18:00:00Z",
+                )
+            })?;
+            if until <= clock::now_ms() {
+                return Err(GatewayError::invalid(
+                    "until",
+                    "until must be in the future",
+                ));
+            }
+            Some(until)
+        }
+    };
+    let sharing = Sharing {
+        enabled: body.enabled,
+        until_ms,
+    };
+    gateway
+        .friends()
+        .set_sharing(me, sharing)
+        .await
+        .map_err(GatewayError::from_friends)?;
+    if !sharing.effective(clock::now_ms())
+        && let Err(err) = gateway.hide(me).await
+    {
+        tracing::warn!(user = me, error = %err, "could not hide the user from live sessions");
+    }
+    if let Err(err) = gateway.notify_changed(me).await {
+        tracing::warn!(user = me, error = %err, "could not notify live sessions of a sharing change");
+    }
+    Ok(Json(sharing_view(sharing)))
+}

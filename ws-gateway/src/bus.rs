@@ -1,0 +1,328 @@
+//! The pub/sub bus between nodes.
+//!
+//! - `Local` (embedded): a publish is handed straight to the node's [`Hub`].
+//! - `Redis`: `PUBLISH` on one multiplexed connection; a second, RESP3 connection holds one
+//!   `SUBSCRIBE` per channel that any local session needs (however many sessions need it),
+//!   and its pushes are fanned out by the hub. The redis crate's `ConnectionManager`
+//!   reconnects and resubscribes by itself; pushes pass through a bounded channel whose
+//!   overflow is counted, never buffered without limit.
+//!
+//! Subscriptions are reconciled rather than queued: a session marks the topics whose local
+//! interest changed, and one task brings Redis in line with the hub, in batches. However
+//! fast sessions come and go, the pending work is at most one entry per topic.
+
+use crate::event::{Event, Topic};
+use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{PushInfo, PushKind, Value};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// Pushes waiting between the Redis connection and the dispatcher.
+const PUSH_QUEUE: usize = 65_536;
+/// Channels per SUBSCRIBE / UNSUBSCRIBE command.
+const SUBSCRIBE_BATCH: usize = 1_000;
+/// How often the subscriber connection is pinged: a dead connection is noticed (and
+/// re-established, with its subscriptions) within about this long.
+const PING_EVERY: Duration = Duration::from_millis(500);
+
+/// A bus operation that could not be done.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BusError {
+    /// Redis failed or cannot be reached.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for BusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BusError::Unavailable(detail) => write!(f, "bus unavailable: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for BusError {}
+
+/// The bus; cheap to clone.
+#[derive(Clone)]
+pub enum Bus {
+    /// In process: publishes reach this node's sessions only.
+    Local(Arc<Hub>),
+    /// Redis pub/sub.
+    Redis(Arc<RedisBus>),
+}
+
+impl Bus {
+    /// Publishes `event` on `topic`.
+    ///
+    /// # Errors
+    /// Redis is unavailable.
+    pub async fn publish(&self, topic: Topic, event: Event) -> Result<(), BusError> {
+        match self {
+            Bus::Local(hub) => {
+                hub.dispatch(topic, event);
+                Ok(())
+            }
+            Bus::Redis(bus) => bus.publish(topic, event).await,
+        }
+    }
+
+    /// Tells the bus that local interest in `topic` started or ended (per the hub).
+    pub fn interest_changed(&self, topic: Topic) {
+        if let Bus::Redis(bus) = self {
+            bus.mark(topic);
+        }
+    }
+
+    /// Whether the bus is connected.
+    pub fn is_up(&self) -> bool {
+        match self {
+            Bus::Local(_) => true,
+            Bus::Redis(bus) => bus.metrics.bus_up.load(Ordering::Relaxed) == 1,
+        }
+    }
+}
+
+/// The Redis bus.
+pub struct RedisBus {
+    publisher: ConnectionManager,
+    dirty: Mutex<HashSet<Topic>>,
+    wake: Arc<Notify>,
+    metrics: Arc<GatewayMetrics>,
+}
+
+impl Drop for RedisBus {
+    fn drop(&mut self) {
+        // Lets the reconciler notice that the bus is gone and stop.
+        self.wake.notify_one();
+    }
+}
+
+fn connection_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_max_delay(Duration::from_millis(500))
+        .set_number_of_retries(2)
+}
+
+/// Adds `protocol=resp3` to a Redis URL (pushes need RESP3).
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}protocol=resp3")
+}
+
+impl RedisBus {
+    /// Connects both connections and starts the dispatcher, reconciler and health tasks.
+    ///
+    /// # Errors
+    /// Redis cannot be reached or the URL is invalid.
+    pub async fn connect(
+        url: &str,
+        hub: Arc<Hub>,
+        metrics: Arc<GatewayMetrics>,
+    ) -> Result<Arc<RedisBus>, BusError> {
+        let client = redis::Client::open(with_resp3(url).as_str())
+            .map_err(|err| BusError::Unavailable(format!("invalid Redis URL: {err}")))?;
+        let publisher = client
+            .get_connection_manager_with_config(connection_config())
+            .await
+            .map_err(|err| BusError::Unavailable(err.to_string()))?;
+        let (push_tx, push_rx) = mpsc::channel::<PushInfo>(PUSH_QUEUE);
+        let dropped_metrics = Arc::clone(&metrics);
+        let push_sender = move |push: PushInfo| match push_tx.try_send(push) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped_metrics.bus_dropped.fetch_add(1, Ordering::Relaxed);
+                // Not an error for the connection: dropping is the documented overflow policy.
+                Ok(())
+            }
+            Err(err @ mpsc::error::TrySendError::Closed(_)) => Err(err),
+        };
+        let subscriber = client
+            .get_connection_manager_with_config(
+                connection_config()
+                    .set_push_sender(push_sender)
+                    .set_automatic_resubscription(),
+            )
+            .await
+            .map_err(|err| BusError::Unavailable(err.to_string()))?;
+        metrics.bus_up.store(1, Ordering::Relaxed);
+        let bus = Arc::new(RedisBus {
+            publisher,
+            dirty: Mutex::new(HashSet::new()),
+            wake: Arc::new(Notify::new()),
+            metrics: Arc::clone(&metrics),
+        });
+        tokio::spawn(dispatch(push_rx, Arc::clone(&hub), Arc::clone(&metrics)));
+        tokio::spawn(reconcile(
+            Arc::downgrade(&bus),
+            Arc::clone(&bus.wake),
+            subscriber.clone(),
+            Arc::clone(&hub),
+        ));
+        tokio::spawn(watch_health(Arc::downgrade(&bus), subscriber));
+        Ok(bus)
+    }
+
+    fn dirty(&self) -> MutexGuard<'_, HashSet<Topic>> {
+        self.dirty
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn mark(&self, topic: Topic) {
+        self.dirty().insert(topic);
+        self.wake.notify_one();
+    }
+
+    async fn publish(&self, topic: Topic, event: Event) -> Result<(), BusError> {
+        let mut connection = self.publisher.clone();
+        redis::cmd("PUBLISH")
+            .arg(topic.channel())
+            .arg(event.encode())
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|err| {
+                self.metrics.bus_errors.fetch_add(1, Ordering::Relaxed);
+                BusError::Unavailable(err.to_string())
+            })
+    }
+
+    /// The publishing connection (shared with the location cache).
+    pub fn connection(&self) -> ConnectionManager {
+        self.publisher.clone()
+    }
+}
+
+/// Hands each pushed message to the hub.
+async fn dispatch(
+    mut pushes: mpsc::Receiver<PushInfo>,
+    hub: Arc<Hub>,
+    metrics: Arc<GatewayMetrics>,
+) {
+    while let Some(push) = pushes.recv().await {
+        match push.kind {
+            PushKind::Message => {
+                metrics.bus_received.fetch_add(1, Ordering::Relaxed);
+                let decoded = match push.data.as_slice() {
+                    [Value::BulkString(channel), Value::BulkString(payload)] => {
+                        Topic::parse_channel(channel).zip(Event::decode(payload))
+                    }
+                    _ => None,
+                };
+                match decoded {
+                    Some((topic, event)) => {
+                        let outcome = hub.dispatch(topic, event);
+                        if outcome.coalesced > 0 {
+                            metrics
+                                .coalesced
+                                .fetch_add(outcome.coalesced as u64, Ordering::Relaxed);
+                        }
+                    }
+                    None => {
+                        metrics.bus_invalid.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            PushKind::Disconnection => {
+                metrics.bus_up.store(0, Ordering::Relaxed);
+                tracing::warn!("redis subscriber connection lost, reconnecting");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Brings the node's Redis subscriptions in line with the hub's local interest.
+async fn reconcile(
+    bus: std::sync::Weak<RedisBus>,
+    wake: Arc<Notify>,
+    mut subscriber: ConnectionManager,
+    hub: Arc<Hub>,
+) {
+    let mut subscribed: HashSet<Topic> = HashSet::new();
+    loop {
+        let woken = wake.notified();
+        let Some(strong) = bus.upgrade() else { return };
+        let dirty: Vec<Topic> = strong.dirty().drain().collect();
+        let metrics = Arc::clone(&strong.metrics);
+        drop(strong);
+        if dirty.is_empty() {
+            woken.await;
+            continue;
+        }
+        let (mut to_subscribe, mut to_unsubscribe) = (Vec::new(), Vec::new());
+        for topic in dirty {
+            match (hub.has_subscribers(topic), subscribed.contains(&topic)) {
+                (true, false) => to_subscribe.push(topic),
+                (false, true) => to_unsubscribe.push(topic),
+                _ => {}
+            }
+        }
+        let mut failed = Vec::new();
+        for (topics, subscribe) in [(to_subscribe, true), (to_unsubscribe, false)] {
+            for batch in topics.chunks(SUBSCRIBE_BATCH) {
+                let channels: Vec<String> = batch.iter().map(|t| t.channel()).collect();
+                let result = if subscribe {
+                    subscriber.subscribe(&channels).await
+                } else {
+                    subscriber.unsubscribe(&channels).await
+                };
+                match result {
+                    Ok(()) => {
+                        for topic in batch {
+                            if subscribe {
+                                subscribed.insert(*topic);
+                            } else {
+                                subscribed.remove(topic);
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, channels = batch.len(), "redis subscription change failed, retrying");
+                        failed.extend_from_slice(batch);
+                    }
+                }
+            }
+        }
+        metrics
+            .bus_subscriptions
+            .store(subscribed.len() as i64, Ordering::Relaxed);
+        if !failed.is_empty() {
+            let Some(strong) = bus.upgrade() else { return };
+            strong.dirty().extend(failed);
+            drop(strong);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Pings the subscriber connection so a lost connection is re-established (with its
+/// subscriptions) promptly, and keeps `bus_up` true to the facts.
+async fn watch_health(bus: std::sync::Weak<RedisBus>, mut subscriber: ConnectionManager) {
+    let mut ticker = tokio::time::interval(PING_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(strong) = bus.upgrade() else { return };
+        let metrics = Arc::clone(&strong.metrics);
+        drop(strong);
+        let up = redis::cmd("PING")
+            .query_async::<()>(&mut subscriber)
+            .await
+            .is_ok();
+        let was = metrics.bus_up.swap(i64::from(up), Ordering::Relaxed);
+        if up && was == 0 {
+            tracing::info!("redis subscriber connection restored");
+        }
+    }
+}

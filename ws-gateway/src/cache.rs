@@ -1,0 +1,196 @@
+//! The location cache: each user's latest location, expiring after a TTL of silence.
+//!
+//! - `Memory` (embedded): a map with deadlines; expired entries are never returned and are
+//!   purged periodically.
+//! - `Redis`: `SET nearby:last:{id} <25-byte payload> PX ttl` and one `MGET` per snapshot.
+
+use crate::event::Event;
+use crate::protocol::Fix;
+use redis::aio::ConnectionManager;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The Redis key of a user's cached location.
+///
+/// ```
+/// assert_eq!(nearby_ws_gateway::cache::key(5), "nearby:last:5");
+/// ```
+pub fn key(user: u64) -> String {
+    format!("nearby:last:{user}")
+}
+
+/// A cache operation that could not be done.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// Redis failed or cannot be reached.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for CacheError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheError::Unavailable(detail) => write!(f, "location cache unavailable: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for CacheError {}
+
+/// Latest locations.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// use geo_index::LatLng;
+/// use nearby_ws_gateway::{cache::LocationCache, protocol::Fix};
+/// use std::time::Duration;
+/// let cache = LocationCache::memory(Duration::from_secs(600));
+/// let fix = Fix { position: LatLng::new(1.0, 2.0).unwrap(), timestamp_ms: 3 };
+/// cache.set(7, fix).await.unwrap();
+/// assert_eq!(cache.get_many(&[7, 8]).await.unwrap(), vec![Some(fix), None]);
+/// # });
+/// ```
+#[derive(Clone)]
+pub enum LocationCache {
+    /// In memory.
+    Memory(Arc<MemoryCache>),
+    /// In Redis.
+    Redis {
+        /// A multiplexed connection that reconnects by itself.
+        connection: ConnectionManager,
+        /// Time to live of an entry.
+        ttl: Duration,
+    },
+}
+
+impl LocationCache {
+    /// An empty in-memory cache whose entries live `ttl`.
+    pub fn memory(ttl: Duration) -> Self {
+        LocationCache::Memory(Arc::new(MemoryCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Remembers `fix` as the latest location of `user`.
+    ///
+    /// # Errors
+    /// Redis is unavailable.
+    pub async fn set(&self, user: u64, fix: Fix) -> Result<(), CacheError> {
+        match self {
+            LocationCache::Memory(cache) => {
+                cache.set(user, fix);
+                Ok(())
+            }
+            LocationCache::Redis { connection, ttl } => {
+                let mut connection = connection.clone();
+                redis::cmd("SET")
+                    .arg(key(user))
+                    .arg(Event::Location(fix).encode())
+                    .arg("PX")
+                    .arg(ttl_ms(*ttl))
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(|err| CacheError::Unavailable(err.to_string()))
+            }
+        }
+    }
+
+    /// Forgets the location of `user`.
+    ///
+    /// # Errors
+    /// Redis is unavailable.
+    pub async fn delete(&self, user: u64) -> Result<(), CacheError> {
+        match self {
+            LocationCache::Memory(cache) => {
+                cache.lock().remove(&user);
+                Ok(())
+            }
+            LocationCache::Redis { connection, .. } => {
+                let mut connection = connection.clone();
+                redis::cmd("DEL")
+                    .arg(key(user))
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(|err| CacheError::Unavailable(err.to_string()))
+            }
+        }
+    }
+
+    /// The latest location of each of `users` (in order), `None` where unknown or expired.
+    ///
+    /// # Errors
+    /// Redis is unavailable.
+    pub async fn get_many(&self, users: &[u64]) -> Result<Vec<Option<Fix>>, CacheError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            LocationCache::Memory(cache) => {
+                let now = Instant::now();
+                let entries = cache.lock();
+                Ok(users
+                    .iter()
+                    .map(|user| {
+                        entries
+                            .get(user)
+                            .filter(|(_, deadline)| *deadline > now)
+                            .map(|(fix, _)| *fix)
+                    })
+                    .collect())
+            }
+            LocationCache::Redis { connection, .. } => {
+                let mut connection = connection.clone();
+                let mut command = redis::cmd("MGET");
+                for &user in users {
+                    command.arg(key(user));
+                }
+                let values: Vec<Option<Vec<u8>>> = command
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|err| CacheError::Unavailable(err.to_string()))?;
+                Ok(values
+                    .into_iter()
+                    .map(|value| match value.as_deref().and_then(Event::decode) {
+                        Some(Event::Location(fix)) => Some(fix),
+                        _ => None,
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The in-memory cache.
+pub struct MemoryCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<u64, (Fix, Instant)>>,
+}
+
+impl MemoryCache {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, (Fix, Instant)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(&self, user: u64, fix: Fix) {
+        let deadline = Instant::now() + self.ttl;
+        self.lock().insert(user, (fix, deadline));
+    }
+
+    /// Drops expired entries; the gateway calls it periodically so memory follows the active
+    /// users (expired entries are never returned either way).
+    pub fn purge(&self) -> usize {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|_, (_, deadline)| *deadline > now);
+        before - entries.len()
+    }
+}

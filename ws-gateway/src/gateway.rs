@@ -1,0 +1,291 @@
+//! [`Gateway`]: the configuration and the shared parts every session uses (hub, bus, cache,
+//! friend store, history, metrics), and what the HTTP handlers call when friendships or
+//! sharing change.
+
+use crate::bus::{Bus, BusError, RedisBus};
+use crate::cache::LocationCache;
+use crate::event::{Event, Topic};
+use crate::friends::FriendStore;
+use crate::history::History;
+use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Five miles, in metres: the default radius.
+pub const DEFAULT_RADIUS_M: f64 = 8_046.72;
+
+/// Checks bearer tokens for the gateway; the service implements it with its signing secret.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The user id a token speaks for, or why it is refused (a message safe to show).
+    ///
+    /// # Errors
+    /// A message for the client: the token is missing, forged or expired.
+    fn authenticate(&self, token: &str) -> Result<u64, String>;
+}
+
+/// Gateway settings.
+///
+/// ```
+/// let config = nearby_ws_gateway::GatewayConfig::default();
+/// assert_eq!(config.radius_m, 8_046.72);
+/// assert_eq!(config.location_ttl.as_secs(), 600);
+/// ```
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Friends within this distance are shown, metres.
+    pub radius_m: f64,
+    /// A shown friend is hidden only past `radius_m + hysteresis_m`, so one standing on the
+    /// edge does not flicker.
+    pub hysteresis_m: f64,
+    /// A location expires after this long without an update.
+    pub location_ttl: Duration,
+    /// Location messages per second per connection, sustained.
+    pub location_rate_per_s: f64,
+    /// Location messages a connection may send at once.
+    pub location_burst: u32,
+    /// Frames per second per connection before it counts as a flood and is closed (1008).
+    pub frame_rate_per_s: f64,
+    /// Frames a connection may send at once.
+    pub frame_burst: u32,
+    /// Largest frame or message accepted, bytes (larger closes with 1009).
+    pub max_message_bytes: usize,
+    /// Per-connection read buffer, bytes.
+    pub read_buffer_bytes: usize,
+    /// Per-connection write buffer, bytes: writes past it wait for the socket.
+    pub write_buffer_bytes: usize,
+    /// How often the server pings an idle connection.
+    pub ping_interval: Duration,
+    /// A connection silent (no frame, no pong) this long is closed.
+    pub idle_timeout: Duration,
+    /// A push that cannot be written this long closes the connection (the client is stuck).
+    pub send_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            radius_m: DEFAULT_RADIUS_M,
+            hysteresis_m: 160.0,
+            location_ttl: Duration::from_secs(600),
+            location_rate_per_s: 1.0,
+            location_burst: 5,
+            frame_rate_per_s: 10.0,
+            frame_burst: 50,
+            max_message_bytes: 4 * 1024,
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 4 * 1024,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            send_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Which bus and cache to use.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Backend {
+    /// In process: one node, no Redis.
+    Local,
+    /// Redis at this URL (`redis://host:port/db`).
+    Redis(String),
+}
+
+/// The gateway; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GatewayConfig,
+    hub: Arc<Hub>,
+    bus: Bus,
+    cache: LocationCache,
+    friends: FriendStore,
+    history: History,
+    metrics: Arc<GatewayMetrics>,
+    authenticator: Box<dyn Authenticator>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Gateway {
+    /// Builds the gateway: connects to Redis when asked (and starts its tasks), and starts
+    /// the history writer when given a database pool.
+    ///
+    /// # Errors
+    /// Redis cannot be reached.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use nearby_ws_gateway::{Authenticator, Backend, Gateway, GatewayConfig, friends::FriendStore};
+    /// struct Anyone;
+    /// impl Authenticator for Anyone {
+    ///     fn authenticate(&self, token: &str) -> Result<u64, String> {
+    ///         token.parse().map_err(|_| "not a user id".to_owned())
+    ///     }
+    /// }
+    /// let gateway = Gateway::start(GatewayConfig::default(), Anyone, FriendStore::memory(), Backend::Local, None)
+    ///     .await?;
+    /// assert!(gateway.is_ready());
+    /// # Ok::<(), nearby_ws_gateway::bus::BusError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn start(
+        config: GatewayConfig,
+        authenticator: impl Authenticator,
+        friends: FriendStore,
+        backend: Backend,
+        history_pool: Option<PgPool>,
+    ) -> Result<Gateway, BusError> {
+        let metrics = Arc::new(GatewayMetrics::default());
+        let hub = Arc::new(Hub::default());
+        let (bus, cache) = match backend {
+            Backend::Local => {
+                metrics.bus_up.store(1, Ordering::Relaxed);
+                let cache = LocationCache::memory(config.location_ttl);
+                if let LocationCache::Memory(memory) = &cache {
+                    let memory = Arc::downgrade(memory);
+                    tokio::spawn(async move {
+                        let mut ticker = tokio::time::interval(Duration::from_secs(30));
+                        loop {
+                            ticker.tick().await;
+                            let Some(memory) = memory.upgrade() else {
+                                return;
+                            };
+                            memory.purge();
+                        }
+                    });
+                }
+                (Bus::Local(Arc::clone(&hub)), cache)
+            }
+            Backend::Redis(url) => {
+                let bus = RedisBus::connect(&url, Arc::clone(&hub), Arc::clone(&metrics)).await?;
+                let cache = LocationCache::Redis {
+                    connection: bus.connection(),
+                    ttl: config.location_ttl,
+                };
+                (Bus::Redis(bus), cache)
+            }
+        };
+        let history = match history_pool {
+            Some(pool) => History::postgres(pool, Arc::clone(&metrics)),
+            None => History::off(Arc::clone(&metrics)),
+        };
+        let (shutdown, _) = watch::channel(false);
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                config,
+                hub,
+                bus,
+                cache,
+                friends,
+                history,
+                metrics,
+                authenticator: Box::new(authenticator),
+                shutdown,
+            }),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.inner.config
+    }
+
+    /// The local fan-out.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// The location cache.
+    pub fn cache(&self) -> &LocationCache {
+        &self.inner.cache
+    }
+
+    /// The friend store.
+    pub fn friends(&self) -> &FriendStore {
+        &self.inner.friends
+    }
+
+    /// The history sink.
+    pub fn history(&self) -> &History {
+        &self.inner.history
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.inner.metrics
+    }
+
+    /// Checks a token.
+    ///
+    /// # Errors
+    /// Why it is refused.
+    pub fn authenticate(&self, token: &str) -> Result<u64, String> {
+        self.inner.authenticator.authenticate(token)
+    }
+
+    /// Whether the bus is connected (for `/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.inner.bus.is_up()
+    }
+
+    /// Tells the live sessions of `user`, on every node, to reload their friendships and
+    /// sharing.
+    ///
+    /// # Errors
+    /// The bus is unavailable.
+    pub async fn notify_changed(&self, user: u64) -> Result<(), BusError> {
+        self.inner
+            .bus
+            .publish(Topic::Control(user), Event::Changed)
+            .await
+    }
+
+    /// Hides `user` from their friends at once: drops the cached location and tells every
+    /// session showing them.
+    ///
+    /// # Errors
+    /// Redis is unavailable.
+    pub async fn hide(&self, user: u64) -> Result<(), BusError> {
+        self.inner
+            .cache
+            .delete(user)
+            .await
+            .map_err(|err| BusError::Unavailable(err.to_string()))?;
+        self.inner
+            .bus
+            .publish(Topic::Location(user), Event::Gone)
+            .await
+    }
+
+    /// Starts closing every session (1001, going away); see [`Gateway::drained`].
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns true when the gateway shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    /// Waits until every session has ended, or `deadline` passes; true if all ended.
+    pub async fn drained(&self, deadline: Duration) -> bool {
+        let wait = async {
+            while self.inner.metrics.sessions.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.is_ok()
+    }
+}

@@ -1,0 +1,43 @@
+//! Nearby friends: apps hold a WebSocket, send their location every few seconds, and are
+//! pushed the live location of each friend within a radius (five miles by default).
+//!
+//! Only mutual friends who share see each other: friendship needs consent (a request and
+//! its acceptance) and either side can end it; sharing can be turned off ("ghost mode"),
+//! optionally until a time. Distances are great-circle metres on the sphere of radius
+//! 6,371,008.8 m that Places uses.
+//!
+//! # Layout
+//!
+//! - [`api`]: [`api::router`], the WebSocket upgrade at `/v1/ws` (token in the
+//!   `Authorization` header or `?token=`) and the `/v1/me` friendship and sharing endpoints.
+//! - [`session`]: one connection's loop, written against `Stream`/`Sink` so tests can drive it.
+//! - [`protocol`]: the JSON messages, parsed into checked values.
+//! - [`gateway`]: [`Gateway`], the configuration and the shared parts, and what the HTTP
+//!   handlers call when friendships or sharing change.
+//! - [`hub`]: the node's local fan-out from topics to session mailboxes (coalescing per
+//!   friend, so a slow client costs bounded memory).
+//! - [`bus`]: publish/subscribe between nodes: in process, or Redis pub/sub (one
+//!   subscription per channel per node, RESP3 pushes through a bounded channel).
+//! - [`event`]: topics and the compact payloads on the bus.
+//! - [`cache`]: each user's latest location with a TTL, in memory or in Redis.
+//! - [`friends`] and [`friends_pg`]: friendships, requests and sharing, in memory or in
+//!   PostgreSQL.
+//! - [`history`]: location history appended to PostgreSQL in batches through a bounded queue.
+//! - [`metrics`]: Prometheus counters appended to the service's `/metrics`.
+//! - [`clock`]: Unix milliseconds and RFC 3339.
+
+pub mod api;
+pub mod bus;
+pub mod cache;
+pub mod clock;
+pub mod event;
+pub mod friends;
+pub mod friends_pg;
+pub mod gateway;
+pub mod history;
+pub mod hub;
+pub mod metrics;
+pub mod protocol;
+pub mod session;
+
+pub use gateway::{Authenticator, Backend, DEFAULT_RADIUS_M, Gateway, GatewayConfig};

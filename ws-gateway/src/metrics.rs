@@ -1,0 +1,209 @@
+//! The gateway's Prometheus metrics: atomics updated on the hot path, rendered in the text
+//! exposition format and appended to the service's `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Histogram bucket upper bounds for update-to-push latency, seconds.
+const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Counters and gauges.
+///
+/// ```
+/// use nearby_ws_gateway::metrics::GatewayMetrics;
+/// let metrics = GatewayMetrics::default();
+/// metrics.pushes.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+/// let mut text = String::new();
+/// metrics.render(&mut text);
+/// assert!(text.contains("nearby_ws_pushes_total 2"));
+/// ```
+#[derive(Default)]
+pub struct GatewayMetrics {
+    /// Open WebSocket sessions.
+    pub sessions: AtomicI64,
+    /// Sessions ever opened.
+    pub sessions_opened: AtomicU64,
+    /// Upgrades refused for want of a valid token.
+    pub unauthorized: AtomicU64,
+    /// Location messages accepted.
+    pub locations: AtomicU64,
+    /// Messages refused with an `error` (malformed, out of range, rate limited).
+    pub message_errors: AtomicU64,
+    /// Messages pushed to clients (snapshots, locations, gone).
+    pub pushes: AtomicU64,
+    /// Pending events replaced by a newer one before their session handled them.
+    pub coalesced: AtomicU64,
+    /// Sessions closed for flooding (1008) or oversize frames (1009).
+    pub closed_abuse: AtomicU64,
+    /// Sessions closed because the client stopped reading or answering pings.
+    pub closed_unresponsive: AtomicU64,
+    /// Bus messages received from Redis.
+    pub bus_received: AtomicU64,
+    /// Bus messages dropped because the node could not keep up (push channel full).
+    pub bus_dropped: AtomicU64,
+    /// Bus payloads or channels that were not ours (ignored).
+    pub bus_invalid: AtomicU64,
+    /// Bus publishes or cache operations that failed (Redis down).
+    pub bus_errors: AtomicU64,
+    /// 1 while the bus is connected (always 1 in process).
+    pub bus_up: AtomicI64,
+    /// Node-level bus subscriptions (channels).
+    pub bus_subscriptions: AtomicI64,
+    /// Location history rows written.
+    pub history_written: AtomicU64,
+    /// Location history rows dropped because the queue was full.
+    pub history_dropped: AtomicU64,
+    /// Location history rows waiting.
+    pub history_queued: AtomicI64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl GatewayMetrics {
+    /// Records the time from a friend's update (its server receive time) to its push.
+    pub fn observe_push_latency(&self, seconds: f64) {
+        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_S) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add((seconds.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Appends the metrics in the text exposition format.
+    pub fn render(&self, out: &mut String) {
+        let counters: [(&str, &str, &AtomicU64); 14] = [
+            (
+                "nearby_ws_sessions_opened_total",
+                "WebSocket sessions opened",
+                &self.sessions_opened,
+            ),
+            (
+                "nearby_ws_unauthorized_total",
+                "WebSocket upgrades refused for a missing or invalid token",
+                &self.unauthorized,
+            ),
+            (
+                "nearby_ws_locations_total",
+                "location messages accepted",
+                &self.locations,
+            ),
+            (
+                "nearby_ws_message_errors_total",
+                "client messages refused with an error",
+                &self.message_errors,
+            ),
+            (
+                "nearby_ws_pushes_total",
+                "messages pushed to clients",
+                &self.pushes,
+            ),
+            (
+                "nearby_ws_coalesced_total",
+                "pending friend events replaced by a newer one",
+                &self.coalesced,
+            ),
+            (
+                "nearby_ws_closed_abuse_total",
+                "sessions closed for flooding or oversize frames",
+                &self.closed_abuse,
+            ),
+            (
+                "nearby_ws_closed_unresponsive_total",
+                "sessions closed because the client stopped reading",
+                &self.closed_unresponsive,
+            ),
+            (
+                "nearby_bus_received_total",
+                "bus messages received from Redis",
+                &self.bus_received,
+            ),
+            (
+                "nearby_bus_dropped_total",
+                "bus messages dropped because the node could not keep up",
+                &self.bus_dropped,
+            ),
+            (
+                "nearby_bus_invalid_total",
+                "bus messages that were not ours",
+                &self.bus_invalid,
+            ),
+            (
+                "nearby_bus_errors_total",
+                "failed bus publishes and cache operations",
+                &self.bus_errors,
+            ),
+            (
+                "nearby_location_history_written_total",
+                "location history rows written",
+                &self.history_written,
+            ),
+            (
+                "nearby_location_history_dropped_total",
+                "location history rows dropped (queue full)",
+                &self.history_dropped,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let gauges: [(&str, &str, &AtomicI64); 4] = [
+            (
+                "nearby_ws_sessions",
+                "open WebSocket sessions",
+                &self.sessions,
+            ),
+            (
+                "nearby_bus_up",
+                "1 while the pub/sub bus is connected",
+                &self.bus_up,
+            ),
+            (
+                "nearby_bus_subscriptions",
+                "channels this node subscribes to",
+                &self.bus_subscriptions,
+            ),
+            (
+                "nearby_location_history_queued",
+                "location history rows waiting to be written",
+                &self.history_queued,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let name = "nearby_ws_push_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} time from a friend's update reaching the gateway to its push\n# TYPE {name} histogram"
+        );
+        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_S) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}

@@ -1,0 +1,717 @@
+//! One WebSocket session: the client's messages in, its friends' updates out.
+//!
+//! Written against `Stream`/`Sink` of axum WebSocket messages, so tests can drive it with
+//! channels as well as real sockets. A session:
+//!
+//! 1. listens to its own control topic and to the location topic of every friend;
+//! 2. on each location from the client: publishes it (cache, bus, history) and re-evaluates
+//!    which friends are within the radius; the first one is answered with the snapshot;
+//! 3. on friends' events (from its mailbox, coalesced per friend): pushes `friend_location`
+//!    or `friend_gone`, with hysteresis at the edge;
+//! 4. forgets friends silent past the TTL, pings idle clients, and closes clients that flood,
+//!    send oversize frames, stop reading or stop answering.
+
+use crate::clock;
+use crate::event::{Event, Topic};
+use crate::friends::Sharing;
+use crate::gateway::Gateway;
+use crate::hub::Mailbox;
+use crate::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_UNRESPONSIVE, ClientMessage,
+    Fix, FriendView, MessageError, ServerMessage, parse_client_message,
+};
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use geo_index::LatLng;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// A friend's last known location, as this session saw it.
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    fix: Fix,
+    /// When it expires (TTL after the update).
+    expires: Instant,
+    /// Whether the client is currently shown this friend.
+    shown: bool,
+}
+
+/// A token bucket.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    burst: f64,
+    rate_per_s: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate_per_s: f64, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            tokens: burst,
+            burst,
+            rate_per_s,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate_per_s).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What woke the session's loop.
+enum Wake {
+    Frame(Option<Result<Message, axum::Error>>),
+    Mailbox,
+    Expiry,
+    Ping,
+    Shutdown,
+}
+
+/// Why a session ended, for logs and close frames.
+enum End {
+    /// The client closed or the connection dropped.
+    ClientGone,
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// What the user's friendships and sharing were when the session started (loaded before the
+/// upgrade, so a store outage is an HTTP 503 rather than a socket that closes at once).
+pub struct Start {
+    /// The authenticated user.
+    pub user: u64,
+    /// Their friends.
+    pub friends: Vec<u64>,
+    /// Their sharing setting.
+    pub sharing: Sharing,
+}
+
+struct Session {
+    gateway: Gateway,
+    user: u64,
+    mailbox: Arc<Mailbox>,
+    friends: HashSet<u64>,
+    sharing: Sharing,
+    /// The client's last accepted location.
+    last_fix: Option<Fix>,
+    /// Whether this session last told friends the user is gone (sharing off).
+    hidden: bool,
+    known: HashMap<u64, Known>,
+    next_expiry: Option<Instant>,
+    location_bucket: Bucket,
+    frame_bucket: Bucket,
+    last_heard: Instant,
+    outbox: Vec<ServerMessage>,
+}
+
+/// Runs a session on `socket` until it ends; every subscription it made is undone.
+pub async fn run<S>(gateway: Gateway, start: Start, mut socket: S)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let metrics_started = Instant::now();
+    let now = Instant::now();
+    let config = gateway.config().clone();
+    let mut session = Session {
+        user: start.user,
+        mailbox: gateway.hub().mailbox(),
+        friends: HashSet::new(),
+        sharing: start.sharing,
+        last_fix: None,
+        hidden: false,
+        known: HashMap::new(),
+        next_expiry: None,
+        location_bucket: Bucket::new(config.location_rate_per_s, config.location_burst, now),
+        frame_bucket: Bucket::new(config.frame_rate_per_s, config.frame_burst, now),
+        last_heard: now,
+        outbox: Vec::new(),
+        gateway,
+    };
+    let gateway = session.gateway.clone();
+    let metrics = gateway.metrics();
+    metrics.sessions.fetch_add(1, Ordering::AcqRel);
+    metrics.sessions_opened.fetch_add(1, Ordering::Relaxed);
+    session.subscribe(Topic::Control(session.user));
+    for friend in start.friends {
+        session.add_friend(friend);
+    }
+    tracing::debug!(
+        user = session.user,
+        friends = session.friends.len(),
+        "session opened"
+    );
+
+    let end = session.serve(&mut socket).await;
+    if let End::Close(code, reason) = end {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        // Best effort, bounded: the peer may be the reason we are closing.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+        tracing::debug!(
+            user = session.user,
+            code,
+            reason,
+            "session closed by server"
+        );
+    }
+    session.finish().await;
+    metrics.sessions.fetch_sub(1, Ordering::AcqRel);
+    tracing::debug!(
+        user = session.user,
+        lasted_s = metrics_started.elapsed().as_secs(),
+        "session ended"
+    );
+}
+
+impl Session {
+    fn subscribe(&self, topic: Topic) {
+        if self.gateway.hub().subscribe(topic, &self.mailbox) {
+            self.gateway.bus().interest_changed(topic);
+        }
+    }
+
+    fn unsubscribe(&self, topic: Topic) {
+        if self.gateway.hub().unsubscribe(topic, &self.mailbox) {
+            self.gateway.bus().interest_changed(topic);
+        }
+    }
+
+    fn add_friend(&mut self, friend: u64) {
+        if friend != self.user && self.friends.insert(friend) {
+            self.subscribe(Topic::Location(friend));
+        }
+    }
+
+    fn remove_friend(&mut self, friend: u64) {
+        if self.friends.remove(&friend) {
+            self.unsubscribe(Topic::Location(friend));
+            if self.known.remove(&friend).is_some_and(|k| k.shown) {
+                self.outbox
+                    .push(ServerMessage::FriendGone { user_id: friend });
+            }
+        }
+    }
+
+    async fn serve<S>(&mut self, socket: &mut S) -> End
+    where
+        S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+    {
+        let config = self.gateway.config().clone();
+        let mut shutdown = self.gateway.shutdown_signal();
+        let mut ping = tokio::time::interval(config.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await; // the first tick is immediate
+        let mailbox = Arc::clone(&self.mailbox);
+        loop {
+            let expiry = self.next_expiry;
+            let wake = tokio::select! {
+                frame = socket.next() => Wake::Frame(frame),
+                () = mailbox.wait() => Wake::Mailbox,
+                () = sleep_until_opt(expiry) => Wake::Expiry,
+                _ = ping.tick() => Wake::Ping,
+                _ = shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
+            };
+            let step = match wake {
+                Wake::Frame(frame) => self.on_frame(frame).await,
+                Wake::Mailbox => {
+                    self.on_mailbox().await;
+                    None
+                }
+                Wake::Expiry => {
+                    self.expire(Instant::now());
+                    None
+                }
+                Wake::Ping if self.last_heard.elapsed() > config.idle_timeout => {
+                    self.gateway
+                        .metrics()
+                        .closed_unresponsive
+                        .fetch_add(1, Ordering::Relaxed);
+                    Some(End::Close(
+                        CLOSE_UNRESPONSIVE,
+                        "no message or pong within the idle timeout",
+                    ))
+                }
+                Wake::Ping => self
+                    .send_now(socket, Message::Ping(Default::default()))
+                    .await
+                    .err(),
+                Wake::Shutdown => Some(End::Close(CLOSE_GOING_AWAY, "server shutting down")),
+            };
+            if let Some(end) = step {
+                return end;
+            }
+            if let Err(end) = self.flush(socket).await {
+                return end;
+            }
+        }
+    }
+
+    /// Handles one frame from the client; `Some` ends the session.
+    async fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Option<End> {
+        let now = Instant::now();
+        let message = match frame {
+            None => return Some(End::ClientGone),
+            Some(Err(err)) => return Some(self.read_error(&err)),
+            Some(Ok(message)) => message,
+        };
+        self.last_heard = now;
+        match message {
+            Message::Text(text) => {
+                if !self.frame_bucket.take(now) {
+                    self.gateway
+                        .metrics()
+                        .closed_abuse
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Some(End::Close(
+                        CLOSE_POLICY_VIOLATION,
+                        "message rate limit exceeded",
+                    ));
+                }
+                if text.len() > self.gateway.config().max_message_bytes {
+                    self.gateway
+                        .metrics()
+                        .closed_abuse
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Some(End::Close(CLOSE_TOO_BIG, "message too big"));
+                }
+                match parse_client_message(text.as_str(), clock::now_ms()) {
+                    Ok(ClientMessage::Location(fix)) => {
+                        if self.location_bucket.take(now) {
+                            self.on_location(fix).await;
+                        } else {
+                            self.refuse(MessageError::new(
+                                "rate_limited",
+                                "too many location messages; this one was dropped",
+                            ));
+                        }
+                    }
+                    Err(err) => self.refuse(err),
+                }
+            }
+            Message::Binary(_) => {
+                if !self.frame_bucket.take(now) {
+                    self.gateway
+                        .metrics()
+                        .closed_abuse
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Some(End::Close(
+                        CLOSE_POLICY_VIOLATION,
+                        "message rate limit exceeded",
+                    ));
+                }
+                self.refuse(MessageError::new(
+                    "unsupported_frame",
+                    "binary frames are not supported; send JSON text frames",
+                ));
+            }
+            Message::Close(_) => return Some(End::ClientGone),
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+        None
+    }
+
+    fn read_error(&self, err: &axum::Error) -> End {
+        let too_big = std::error::Error::source(err)
+            .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+            .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)));
+        if too_big {
+            self.gateway
+                .metrics()
+                .closed_abuse
+                .fetch_add(1, Ordering::Relaxed);
+            End::Close(CLOSE_TOO_BIG, "frame or message over the size limit")
+        } else {
+            End::ClientGone
+        }
+    }
+
+    fn refuse(&mut self, err: MessageError) {
+        self.gateway
+            .metrics()
+            .message_errors
+            .fetch_add(1, Ordering::Relaxed);
+        self.outbox.push(err.into());
+    }
+
+    /// Publishes the client's location and updates what the client sees.
+    async fn on_location(&mut self, fix: Fix) {
+        self.gateway
+            .metrics()
+            .locations
+            .fetch_add(1, Ordering::Relaxed);
+        let first = self.last_fix.is_none();
+        self.last_fix = Some(fix);
+        self.publish_own().await;
+        if first {
+            self.snapshot(fix.position).await;
+        } else {
+            self.reevaluate(fix.position);
+        }
+    }
+
+    /// Shares (or hides) the client's latest location per its sharing setting.
+    async fn publish_own(&mut self) {
+        let Some(fix) = self.last_fix else { return };
+        if self.sharing.effective(clock::now_ms()) {
+            self.hidden = false;
+            self.gateway.history().record(self.user, fix);
+            let (cached, published) = tokio::join!(
+                self.gateway.cache().set(self.user, fix),
+                self.gateway
+                    .bus()
+                    .publish(Topic::Location(self.user), Event::Location(fix)),
+            );
+            if let Err(err) = &cached {
+                self.gateway
+                    .metrics()
+                    .bus_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(user = self.user, error = %err, "location not cached");
+            }
+            if cached.is_err() || published.is_err() {
+                self.outbox.push(
+                    MessageError::new(
+                        "unavailable",
+                        "your location could not be shared right now; send it again later",
+                    )
+                    .into(),
+                );
+            }
+        } else if !self.hidden {
+            self.hidden = true;
+            if let Err(err) = self.gateway.hide(self.user).await {
+                tracing::debug!(user = self.user, error = %err, "could not hide the user");
+            }
+        }
+    }
+
+    /// Answers the first location: every friend within the radius, from the cache.
+    async fn snapshot(&mut self, me: LatLng) {
+        let friends: Vec<u64> = self.friends.iter().copied().collect();
+        self.load_known(&friends).await;
+        let radius = self.gateway.config().radius_m;
+        let mut shown = Vec::new();
+        for (&friend, known) in &mut self.known {
+            let distance = me.distance_m(known.fix.position);
+            known.shown = distance <= radius;
+            if known.shown {
+                shown.push(view(friend, known.fix, distance));
+            }
+        }
+        shown.sort_by(|a, b| {
+            a.distance_m
+                .total_cmp(&b.distance_m)
+                .then(a.user_id.cmp(&b.user_id))
+        });
+        self.outbox
+            .push(ServerMessage::NearbyFriends { friends: shown });
+    }
+
+    /// Fills `known` with the cached locations of those of `friends` who share now.
+    async fn load_known(&mut self, friends: &[u64]) {
+        if friends.is_empty() {
+            return;
+        }
+        let now_ms = clock::now_ms();
+        let (cached, sharing) = tokio::join!(
+            self.gateway.cache().get_many(friends),
+            self.gateway.friends().sharing_now(friends, now_ms),
+        );
+        let (cached, sharing) = match (cached, sharing) {
+            (Ok(cached), Ok(sharing)) => (cached, sharing),
+            (Err(err), _) => {
+                tracing::debug!(user = self.user, error = %err, "snapshot without the cache");
+                return;
+            }
+            (_, Err(err)) => {
+                tracing::debug!(user = self.user, error = %err, "snapshot without the friend store");
+                return;
+            }
+        };
+        let ttl = self.gateway.config().location_ttl;
+        let now = Instant::now();
+        for (&friend, fix) in friends.iter().zip(cached) {
+            let Some(fix) = fix else { continue };
+            if !sharing.contains(&friend) || !self.friends.contains(&friend) {
+                continue;
+            }
+            // The cache keeps an entry for the TTL after its last write; the fix's own
+            // timestamp tells how much of it is left.
+            let age = Duration::from_millis(
+                u64::try_from(now_ms.saturating_sub(fix.timestamp_ms)).unwrap_or(0),
+            );
+            let expires = now + ttl.saturating_sub(age).max(Duration::from_millis(1));
+            self.remember(friend, fix, expires);
+        }
+    }
+
+    fn remember(&mut self, friend: u64, fix: Fix, expires: Instant) -> &mut Known {
+        self.next_expiry = Some(self.next_expiry.map_or(expires, |next| next.min(expires)));
+        let entry = self.known.entry(friend).or_insert(Known {
+            fix,
+            expires,
+            shown: false,
+        });
+        entry.fix = fix;
+        entry.expires = expires;
+        entry
+    }
+
+    /// After the client moved: friends entering or leaving the radius.
+    fn reevaluate(&mut self, me: LatLng) {
+        let (radius, hysteresis) = {
+            let config = self.gateway.config();
+            (config.radius_m, config.hysteresis_m)
+        };
+        for (&friend, known) in &mut self.known {
+            let distance = me.distance_m(known.fix.position);
+            if known.shown && distance > radius + hysteresis {
+                known.shown = false;
+                self.outbox
+                    .push(ServerMessage::FriendGone { user_id: friend });
+            } else if !known.shown && distance <= radius {
+                known.shown = true;
+                self.outbox.push(ServerMessage::FriendLocation(view(
+                    friend, known.fix, distance,
+                )));
+            }
+        }
+    }
+
+    /// Friends' events and reload requests.
+    async fn on_mailbox(&mut self) {
+        let pending = self.mailbox.take();
+        if pending.reload {
+            self.reload().await;
+        }
+        let now = Instant::now();
+        let now_ms = clock::now_ms();
+        let ttl = self.gateway.config().location_ttl;
+        let me = self.last_fix.map(|fix| fix.position);
+        let (radius, hysteresis) = {
+            let config = self.gateway.config();
+            (config.radius_m, config.hysteresis_m)
+        };
+        for (friend, event) in pending.events {
+            // Privacy guard: only current friends' events are ever shown, whatever reached
+            // the mailbox before an unfriending was processed.
+            if !self.friends.contains(&friend) {
+                continue;
+            }
+            match event {
+                Event::Location(fix) => {
+                    let known = *self.remember(friend, fix, now + ttl);
+                    let Some(me) = me else { continue };
+                    let distance = me.distance_m(fix.position);
+                    let show = if known.shown {
+                        distance <= radius + hysteresis
+                    } else {
+                        distance <= radius
+                    };
+                    if show {
+                        let latency_ms = now_ms.saturating_sub(fix.timestamp_ms);
+                        if latency_ms >= 0 {
+                            self.gateway
+                                .metrics()
+                                .observe_push_latency(latency_ms as f64 / 1e3);
+                        }
+                        self.outbox
+                            .push(ServerMessage::FriendLocation(view(friend, fix, distance)));
+                    } else if known.shown {
+                        self.outbox
+                            .push(ServerMessage::FriendGone { user_id: friend });
+                    }
+                    if let Some(entry) = self.known.get_mut(&friend) {
+                        entry.shown = show;
+                    }
+                }
+                Event::Gone => {
+                    if self.known.remove(&friend).is_some_and(|k| k.shown) {
+                        self.outbox
+                            .push(ServerMessage::FriendGone { user_id: friend });
+                    }
+                }
+                Event::Changed => {}
+            }
+        }
+    }
+
+    /// Friendships or sharing changed: subscribe to new friends (showing those already
+    /// nearby), drop former ones, and apply the sharing setting.
+    async fn reload(&mut self) {
+        let (friends, sharing) = tokio::join!(
+            self.gateway.friends().friends(self.user),
+            self.gateway.friends().sharing(self.user),
+        );
+        match friends {
+            Ok(friends) => {
+                let current: HashSet<u64> = friends.into_iter().collect();
+                let removed: Vec<u64> = self.friends.difference(&current).copied().collect();
+                let added: Vec<u64> = current.difference(&self.friends).copied().collect();
+                for friend in removed {
+                    self.remove_friend(friend);
+                }
+                for &friend in &added {
+                    self.add_friend(friend);
+                }
+                if !added.is_empty() && self.last_fix.is_some() {
+                    self.load_known(&added).await;
+                    if let Some(fix) = self.last_fix {
+                        self.reevaluate(fix.position);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(user = self.user, error = %err, "cannot reload friends, will retry on the next change");
+            }
+        }
+        if let Ok(sharing) = sharing {
+            let was = self.sharing.effective(clock::now_ms());
+            self.sharing = sharing;
+            if was != sharing.effective(clock::now_ms()) {
+                self.publish_own().await;
+            }
+        }
+    }
+
+    /// Forgets friends silent past the TTL.
+    fn expire(&mut self, now: Instant) {
+        let mut next: Option<Instant> = None;
+        let mut gone = Vec::new();
+        self.known.retain(|&friend, known| {
+            if known.expires <= now {
+                if known.shown {
+                    gone.push(friend);
+                }
+                false
+            } else {
+                next = Some(next.map_or(known.expires, |n| n.min(known.expires)));
+                true
+            }
+        });
+        self.next_expiry = next;
+        for friend in gone {
+            self.outbox
+                .push(ServerMessage::FriendGone { user_id: friend });
+        }
+    }
+
+    async fn send_now<S>(&mut self, socket: &mut S, message: Message) -> Result<(), End>
+    where
+        S: Sink<Message, Error = axum::Error> + Unpin,
+    {
+        let timeout = self.gateway.config().send_timeout;
+        match tokio::time::timeout(timeout, socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::ClientGone),
+            Err(_) => {
+                self.gateway
+                    .metrics()
+                    .closed_unresponsive
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(End::Close(
+                    CLOSE_UNRESPONSIVE,
+                    "pushes could not be delivered in time",
+                ))
+            }
+        }
+    }
+
+    /// Writes everything queued for the client, then flushes once.
+    async fn flush<S>(&mut self, socket: &mut S) -> Result<(), End>
+    where
+        S: Sink<Message, Error = axum::Error> + Unpin,
+    {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let messages = std::mem::take(&mut self.outbox);
+        let pushes = messages
+            .iter()
+            .filter(|m| !matches!(m, ServerMessage::Error { .. }))
+            .count();
+        let timeout = self.gateway.config().send_timeout;
+        let write = async {
+            for message in &messages {
+                socket.feed(Message::Text(message.to_json().into())).await?;
+            }
+            socket.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => {
+                self.gateway
+                    .metrics()
+                    .pushes
+                    .fetch_add(pushes as u64, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(_)) => Err(End::ClientGone),
+            Err(_) => {
+                self.gateway
+                    .metrics()
+                    .closed_unresponsive
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(End::Close(
+                    CLOSE_UNRESPONSIVE,
+                    "pushes could not be delivered in time",
+                ))
+            }
+        }
+    }
+
+    /// Undoes the session's subscriptions; if it was the user's last session here, tells
+    /// friends the user is gone.
+    async fn finish(&mut self) {
+        for friend in std::mem::take(&mut self.friends) {
+            self.unsubscribe(Topic::Location(friend));
+        }
+        self.unsubscribe(Topic::Control(self.user));
+        let last_session = !self
+            .gateway
+            .hub()
+            .has_subscribers(Topic::Control(self.user));
+        if last_session
+            && self.last_fix.is_some()
+            && !self.hidden
+            && let Err(err) = self.gateway.hide(self.user).await
+        {
+            tracing::debug!(user = self.user, error = %err, "could not announce the disconnect");
+        }
+    }
+}
+
+fn view(user_id: u64, fix: Fix, distance_m: f64) -> FriendView {
+    FriendView {
+        user_id,
+        latitude: fix.position.lat(),
+        longitude: fix.position.lng(),
+        distance_m: (distance_m * 10.0).round() / 10.0,
+        timestamp: fix.timestamp_ms,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
