@@ -595,6 +595,8 @@ async fn two_nodes_share_one_redis() {
     let mut carol = two.connect(3).await;
     send_location(&mut alice, PARIS).await;
     recv(&mut alice).await;
+    // Let Alice's publish cross Redis first, so Bob's snapshot is his first message.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     send_location(&mut bob, north_of_paris(300.0)).await;
     // The snapshot is read from Redis: Alice is on the other node.
     assert_eq!(friend_ids(&recv(&mut bob).await), vec![1]);
@@ -659,6 +661,91 @@ async fn two_nodes_share_one_redis() {
     let metrics = metrics.as_str().unwrap();
     assert!(metrics.contains("nearby_bus_up 1"), "{metrics}");
     assert!(metrics.contains("nearby_ws_sessions "), "{metrics}");
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_survive_a_redis_restart() {
+    let mut redis = TestRedis::start();
+    let friends = FriendStore::memory();
+    friends.seed(&[(1, 2)]).await.unwrap();
+    let backend = Backend::Redis(redis.url());
+    let one = Node::start(GatewayConfig::default(), friends.clone(), backend.clone()).await;
+    let two = Node::start(GatewayConfig::default(), friends, backend).await;
+    let mut alice = one.connect(1).await;
+    let mut bob = two.connect(2).await;
+    send_location(&mut alice, PARIS).await;
+    recv(&mut alice).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send_location(&mut bob, north_of_paris(100.0)).await;
+    recv(&mut bob).await;
+    assert_location(&recv(&mut alice).await, 2);
+
+    redis.kill();
+    // The outage shows in /readyz and /metrics; the sockets stay open.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _) = one.call("GET", "/readyz", None, None).await;
+        if status == 503 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never reported the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, metrics) = one.call("GET", "/metrics", None, None).await;
+    assert!(metrics.as_str().unwrap().contains("nearby_bus_up 0"));
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // let the rate limit refill
+    send_location(&mut bob, north_of_paris(200.0)).await;
+    // (Alice's first update may still reach Bob: over Redis it can land after his snapshot.)
+    let refused = loop {
+        let message = recv(&mut bob).await;
+        if message["type"] != "friend_location" {
+            break message;
+        }
+    };
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+
+    redis.restart();
+    let restarted = tokio::time::Instant::now();
+    // Both nodes reconnect and resubscribe; updates flow again within 2 s of Redis returning.
+    loop {
+        let ready = [
+            one.call("GET", "/readyz", None, None).await.0,
+            two.call("GET", "/readyz", None, None).await.0,
+        ];
+        if ready == [200, 200] {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(5),
+            "not ready again: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut delivered = false;
+    while restarted.elapsed() < Duration::from_secs(2) && !delivered {
+        send_location(&mut bob, north_of_paris(300.0)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(400);
+        while let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout_at(deadline, alice.next()).await
+        {
+            let message: Value = serde_json::from_str(text.as_str()).unwrap();
+            if message["type"] == "friend_location" {
+                delivered = true;
+                break;
+            }
+        }
+        // Drain Bob's answers (errors while the publisher reconnects).
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(10), bob.next()).await {}
+    }
+    assert!(
+        delivered,
+        "no update delivered within 2 s of Redis returning"
+    );
     one.stop().await;
     two.stop().await;
 }
