@@ -226,7 +226,7 @@ async fn migrations_apply_to_an_empty_database() {
         .fetch_one(again.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -645,4 +645,129 @@ async fn writes_answer_503_and_change_nothing_while_the_database_is_down() {
         .await;
     assert_eq!(status, 201);
     assert_eq!(node.search(0.0, 0.0).await, ["x", "z"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn friendships_sharing_and_location_history_in_postgres() {
+    use nearby_ws_gateway::friends::{FriendError, FriendStore, RequestOutcome, Requests, Sharing};
+    use nearby_ws_gateway::friends_pg::PgFriends;
+
+    let db = TestPostgres::start();
+    let store = PgStore::connect(&db.url()).await.unwrap();
+    let friends = FriendStore::Postgres(PgFriends::new(store.pool().clone()));
+    // Ids past i64::MAX survive the BIGINT round trip.
+    let (a, b, c) = (1_u64, u64::MAX - 1, 1_u64 << 63);
+    assert_eq!(friends.request(a, a).await, Err(FriendError::SelfRequest));
+    assert_eq!(
+        friends.request(a, b).await.unwrap(),
+        RequestOutcome::Pending
+    );
+    assert_eq!(
+        friends.request(a, b).await.unwrap(),
+        RequestOutcome::Pending
+    );
+    assert_eq!(
+        friends.requests(b).await.unwrap(),
+        Requests {
+            incoming: vec![a],
+            outgoing: vec![]
+        }
+    );
+    assert!(
+        !friends.accept(a, b).await.unwrap(),
+        "only the asked side accepts"
+    );
+    assert!(friends.friends(a).await.unwrap().is_empty());
+    assert!(friends.accept(b, a).await.unwrap());
+    assert_eq!(friends.friends(a).await.unwrap(), vec![b]);
+    assert_eq!(friends.friends(b).await.unwrap(), vec![a]);
+    assert_eq!(
+        friends.request(b, a).await.unwrap(),
+        RequestOutcome::AlreadyFriends
+    );
+    // Crossing requests make friends at once.
+    assert_eq!(
+        friends.request(c, a).await.unwrap(),
+        RequestOutcome::Pending
+    );
+    assert_eq!(
+        friends.request(a, c).await.unwrap(),
+        RequestOutcome::Friends
+    );
+    assert_eq!(friends.friends(a).await.unwrap(), vec![c, b]);
+    assert!(friends.remove(c, a).await.unwrap());
+    assert!(!friends.remove(c, a).await.unwrap());
+    assert_eq!(friends.friends(a).await.unwrap(), vec![b]);
+    assert_eq!(friends.seed(&[(a, b), (b, c), (7, 8)]).await.unwrap(), 2);
+    assert_eq!(friends.friends(b).await.unwrap(), vec![a, c]);
+
+    // Sharing: default on, off, off until a time.
+    assert_eq!(friends.sharing(a).await.unwrap(), Sharing::default());
+    let ghost = Sharing {
+        enabled: false,
+        until_ms: Some(5_000),
+    };
+    friends.set_sharing(b, ghost).await.unwrap();
+    assert_eq!(friends.sharing(b).await.unwrap(), ghost);
+    let sharing_at = |now| {
+        let friends = friends.clone();
+        async move {
+            let mut users: Vec<u64> = friends
+                .sharing_now(&[a, b, c], now)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+            users.sort_unstable();
+            users
+        }
+    };
+    assert_eq!(sharing_at(4_999).await, vec![a, c]);
+    assert_eq!(sharing_at(5_000).await, vec![a, c, b]);
+    friends.set_sharing(b, Sharing::default()).await.unwrap();
+    assert_eq!(friends.sharing(b).await.unwrap(), Sharing::default());
+
+    // History: a live session's locations are written in batches.
+    let state = AppState::new(Store::Postgres(store.clone()), secret(), Limits::default());
+    let gateway = nearby_ws_gateway::Gateway::start(
+        nearby_ws_gateway::GatewayConfig::default(),
+        secret(),
+        friends.clone(),
+        nearby_ws_gateway::Backend::Local,
+        Some(store.pool().clone()),
+    )
+    .await
+    .unwrap();
+    for (lat, lng) in [(48.85, 2.35), (48.86, 2.36), (-33.9, 151.2)] {
+        let fix = nearby_ws_gateway::protocol::Fix {
+            position: geo_index::LatLng::new(lat, lng).unwrap(),
+            timestamp_ms: 1_790_000_000_000,
+        };
+        gateway.history().record(b, fix);
+    }
+    state.attach_gateway(gateway.clone());
+    wait_until("history written", Duration::from_secs(10), || {
+        gateway
+            .metrics()
+            .history_written
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 3
+    })
+    .await;
+    let rows: Vec<(i64, f64, f64, f64)> = sqlx::query_as(
+        "SELECT user_id, ST_Y(location::geometry), ST_X(location::geometry), \
+         extract(epoch FROM recorded_at)::float8 FROM location_history ORDER BY ST_Y(location::geometry)",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        rows[0].0, -2,
+        "u64::MAX - 1 is stored as the BIGINT with the same bits"
+    );
+    assert_eq!(
+        (rows[0].1, rows[0].2, rows[0].3),
+        (-33.9, 151.2, 1_790_000_000.0)
+    );
 }
