@@ -17,6 +17,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 /// An HTTP failure of the gateway's endpoints, rendered as the service's error body
 /// `{"error":{"code","message","field"?}}`.
@@ -147,13 +148,23 @@ pub fn router(gateway: Gateway) -> Router {
         .with_state(gateway)
 }
 
+/// The `?token=` query parameter of the upgrade.
 #[derive(Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
+pub struct TokenQuery {
+    /// A bearer token.
+    pub token: Option<String>,
 }
 
 /// `GET /v1/ws`: authenticates (header or `?token=`), loads the user's friends, upgrades.
-async fn connect(
+#[utoipa::path(get, path = "/v1/ws", tag = "friends",
+    params(("token" = Option<String>, Query, description = "bearer token, for clients that cannot set the Authorization header")),
+    responses(
+        (status = 101, description = "switched to the WebSocket protocol (see the README for the messages)"),
+        (status = 400, description = "not a WebSocket upgrade request"),
+        (status = 401, description = "missing, forged or expired token"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn connect(
     State(gateway): State<Gateway>,
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
@@ -220,12 +231,21 @@ async fn notify_pair(gateway: &Gateway, a: u64, b: u64) {
     }
 }
 
-#[derive(Serialize)]
-struct Friends {
+/// Schema of a `/v1/me` body.
+#[derive(Serialize, ToSchema)]
+pub struct Friends {
+    /// Friends' user ids, ascending.
     friends: Vec<u64>,
 }
 
-async fn list_friends(
+/// `GET /v1/me/friends`: the user's friends.
+#[utoipa::path(get, path = "/v1/me/friends", tag = "friends",
+    responses(
+        (status = 200, description = "the user's friends", body = Friends),
+        (status = 401, description = "missing or invalid token"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn list_friends(
     State(gateway): State<Gateway>,
     Me(me): Me,
 ) -> Result<Json<Friends>, GatewayError> {
@@ -237,12 +257,25 @@ async fn list_friends(
     Ok(Json(Friends { friends }))
 }
 
-#[derive(Serialize)]
-struct Status {
+/// Schema of a `/v1/me` body.
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    /// `pending` or `friends`.
     status: &'static str,
 }
 
-async fn request_friend(
+/// `POST /v1/me/friend-requests/{user_id}`: asks a user to be friends.
+#[utoipa::path(post, path = "/v1/me/friend-requests/{user_id}", tag = "friends",
+    params(("user_id" = u64, Path, description = "the user to ask")),
+    responses(
+        (status = 202, description = "asked; waiting for them to accept", body = Status),
+        (status = 200, description = "they had asked you too, or you are already friends", body = Status),
+        (status = 400, description = "invalid user id, or yourself"),
+        (status = 401, description = "missing or invalid token"),
+        (status = 409, description = "too many friends or pending requests"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn request_friend(
     State(gateway): State<Gateway>,
     Me(me): Me,
     Path(other): Path<String>,
@@ -265,13 +298,23 @@ async fn request_friend(
     })
 }
 
-#[derive(Serialize)]
-struct RequestList {
+/// Schema of a `/v1/me` body.
+#[derive(Serialize, ToSchema)]
+pub struct RequestList {
+    /// Users who asked this user, ascending.
     incoming: Vec<u64>,
+    /// Users this user asked, ascending.
     outgoing: Vec<u64>,
 }
 
-async fn list_requests(
+/// `GET /v1/me/friend-requests`: pending requests both ways.
+#[utoipa::path(get, path = "/v1/me/friend-requests", tag = "friends",
+    responses(
+        (status = 200, description = "pending requests to and from the user", body = RequestList),
+        (status = 401, description = "missing or invalid token"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn list_requests(
     State(gateway): State<Gateway>,
     Me(me): Me,
 ) -> Result<Json<RequestList>, GatewayError> {
@@ -286,7 +329,18 @@ async fn list_requests(
     }))
 }
 
-async fn accept_friend(
+/// `PUT /v1/me/friends/{user_id}`: accepts a user's request.
+#[utoipa::path(put, path = "/v1/me/friends/{user_id}", tag = "friends",
+    params(("user_id" = u64, Path, description = "the user whose request to accept")),
+    responses(
+        (status = 200, description = "friends", body = Status),
+        (status = 400, description = "invalid user id"),
+        (status = 401, description = "missing or invalid token"),
+        (status = 404, description = "no pending request from that user"),
+        (status = 409, description = "too many friends"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn accept_friend(
     State(gateway): State<Gateway>,
     Me(me): Me,
     Path(other): Path<String>,
@@ -318,7 +372,17 @@ async fn accept_friend(
     Ok(Json(Status { status: "friends" }))
 }
 
-async fn remove_friend(
+/// `DELETE /v1/me/friends/{user_id}`: ends a friendship or a request, either way.
+#[utoipa::path(delete, path = "/v1/me/friends/{user_id}", tag = "friends",
+    params(("user_id" = u64, Path, description = "the friend, or the user of a pending request")),
+    responses(
+        (status = 204, description = "ended"),
+        (status = 400, description = "invalid user id"),
+        (status = 401, description = "missing or invalid token"),
+        (status = 404, description = "no friendship or request with that user"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn remove_friend(
     State(gateway): State<Gateway>,
     Me(me): Me,
     Path(other): Path<String>,
@@ -340,16 +404,22 @@ async fn remove_friend(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// Schema of a `/v1/me` body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SharingBody {
+pub struct SharingBody {
+    /// Share the location with friends.
     enabled: bool,
+    /// RFC 3339 time at which the setting flips back; absent for until changed.
     until: Option<String>,
 }
 
-#[derive(Serialize)]
-struct SharingView {
+/// Schema of a `/v1/me` body.
+#[derive(Serialize, ToSchema)]
+pub struct SharingView {
+    /// The setting.
     enabled: bool,
+    /// When it flips back.
     #[serde(skip_serializing_if = "Option::is_none")]
     until: Option<String>,
     /// Whether friends see the user now.
@@ -364,7 +434,14 @@ fn sharing_view(sharing: Sharing) -> SharingView {
     }
 }
 
-async fn get_sharing(
+/// `GET /v1/me/sharing`: the sharing setting.
+#[utoipa::path(get, path = "/v1/me/sharing", tag = "friends",
+    responses(
+        (status = 200, description = "the sharing setting", body = SharingView),
+        (status = 401, description = "missing or invalid token"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn get_sharing(
     State(gateway): State<Gateway>,
     Me(me): Me,
 ) -> Result<Json<SharingView>, GatewayError> {
@@ -376,7 +453,16 @@ async fn get_sharing(
     Ok(Json(sharing_view(sharing)))
 }
 
-async fn set_sharing(
+/// `PUT /v1/me/sharing`: turns sharing on or off (ghost mode), optionally until a time.
+#[utoipa::path(put, path = "/v1/me/sharing", tag = "friends",
+    request_body = SharingBody,
+    responses(
+        (status = 200, description = "the new setting", body = SharingView),
+        (status = 400, description = "invalid body or time"),
+        (status = 401, description = "missing or invalid token"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn set_sharing(
     State(gateway): State<Gateway>,
     Me(me): Me,
     body: Result<Json<SharingBody>, JsonRejection>,

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 /// ```
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Nearby", description = "Proximity search over businesses. Distances are great-circle metres on a sphere of radius 6,371,008.8 m."),
+    info(title = "Nearby", description = "Proximity search over businesses, and nearby friends (WebSocket /v1/ws and the /v1/me endpoints). Distances are great-circle metres on a sphere of radius 6,371,008.8 m."),
     paths(
         super::search::nearby,
         super::businesses::create,
@@ -23,6 +23,14 @@ use utoipa::{Modify, OpenApi};
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
+        nearby_ws_gateway::api::connect,
+        nearby_ws_gateway::api::request_friend,
+        nearby_ws_gateway::api::list_requests,
+        nearby_ws_gateway::api::accept_friend,
+        nearby_ws_gateway::api::remove_friend,
+        nearby_ws_gateway::api::list_friends,
+        nearby_ws_gateway::api::get_sharing,
+        nearby_ws_gateway::api::set_sharing,
     ),
     components(schemas(super::ErrorBody, super::ErrorDetail)),
     modifiers(&BearerAuth),
