@@ -52,7 +52,7 @@ impl std::error::Error for BusError {}
 #[derive(Clone)]
 pub enum Bus {
     /// In process: publishes reach this node's sessions only.
-    Local(Arc<Hub>),
+    Local(Arc<Hub>, Arc<GatewayMetrics>),
     /// Redis pub/sub.
     Redis(Arc<RedisBus>),
 }
@@ -64,8 +64,13 @@ impl Bus {
     /// Redis is unavailable.
     pub async fn publish(&self, topic: Topic, event: Event) -> Result<(), BusError> {
         match self {
-            Bus::Local(hub) => {
-                hub.dispatch(topic, event);
+            Bus::Local(hub, metrics) => {
+                let outcome = hub.dispatch(topic, event);
+                if outcome.coalesced > 0 {
+                    metrics
+                        .coalesced
+                        .fetch_add(outcome.coalesced as u64, Ordering::Relaxed);
+                }
                 Ok(())
             }
             Bus::Redis(bus) => bus.publish(topic, event).await,
@@ -82,7 +87,7 @@ impl Bus {
     /// Whether the bus is connected.
     pub fn is_up(&self) -> bool {
         match self {
-            Bus::Local(_) => true,
+            Bus::Local(..) => true,
             Bus::Redis(bus) => bus.metrics.bus_up.load(Ordering::Relaxed) == 1,
         }
     }

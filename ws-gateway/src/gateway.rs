@@ -161,7 +161,7 @@ impl Gateway {
                         }
                     });
                 }
-                (Bus::Local(Arc::clone(&hub)), cache)
+                (Bus::Local(Arc::clone(&hub), Arc::clone(&metrics)), cache)
             }
             Backend::Redis(url) => {
                 let bus = RedisBus::connect(&url, Arc::clone(&hub), Arc::clone(&metrics)).await?;

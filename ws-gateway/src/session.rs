@@ -715,3 +715,170 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::friends::FriendStore;
+    use crate::gateway::{Authenticator, Backend, GatewayConfig};
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
+    use tokio::sync::mpsc;
+
+    struct IdIsToken;
+
+    impl Authenticator for IdIsToken {
+        fn authenticate(&self, token: &str) -> Result<u64, String> {
+            token.parse().map_err(|_| "not a user id".to_owned())
+        }
+    }
+
+    /// A socket made of a channel in and a vector out; `stuck` makes every write pend forever
+    /// (a client that stopped reading, with full buffers).
+    struct TestSocket {
+        incoming: mpsc::Receiver<Message>,
+        sent: Arc<Mutex<Vec<Message>>>,
+        stuck: bool,
+    }
+
+    impl Stream for TestSocket {
+        type Item = Result<Message, axum::Error>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_recv(cx).map(|m| m.map(Ok))
+        }
+    }
+
+    impl Sink<Message> for TestSocket {
+        type Error = axum::Error;
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+            if self.stuck {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), axum::Error> {
+            self.sent.lock().unwrap().push(item);
+            Ok(())
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+            self.poll_ready(cx)
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    struct Client {
+        tx: mpsc::Sender<Message>,
+        sent: Arc<Mutex<Vec<Message>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Client {
+        async fn open(gateway: &Gateway, user: u64, stuck: bool) -> Client {
+            let (tx, incoming) = mpsc::channel(16);
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let socket = TestSocket {
+                incoming,
+                sent: Arc::clone(&sent),
+                stuck,
+            };
+            let start = Start {
+                user,
+                friends: gateway.friends().friends(user).await.unwrap(),
+                sharing: Sharing::default(),
+            };
+            let task = tokio::spawn(run(gateway.clone(), start, socket));
+            Client { tx, sent, task }
+        }
+
+        async fn locate(&self, lat: f64, lng: f64) {
+            let text = format!(r#"{{"type":"location","latitude":{lat},"longitude":{lng}}}"#);
+            self.tx.send(Message::Text(text.into())).await.unwrap();
+        }
+
+        /// Waits until `count` messages were sent, then returns their JSON.
+        async fn sent(&self, count: usize) -> Vec<serde_json::Value> {
+            for _ in 0..500 {
+                if self.sent.lock().unwrap().len() >= count {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            self.sent
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|m| match m {
+                    Message::Text(text) => serde_json::from_str(text.as_str()).ok(),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    async fn gateway(config: GatewayConfig, pairs: &[(u64, u64)]) -> Gateway {
+        let friends = FriendStore::memory();
+        friends.seed(pairs).await.unwrap();
+        Gateway::start(config, IdIsToken, friends, Backend::Local, None)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_friend_moving_is_pushed_and_a_stranger_is_not() {
+        let gateway = gateway(GatewayConfig::default(), &[(1, 2)]).await;
+        let alice = Client::open(&gateway, 1, false).await;
+        let bob = Client::open(&gateway, 2, false).await;
+        let stranger = Client::open(&gateway, 3, false).await;
+        alice.locate(10.0, 20.0).await;
+        assert_eq!(alice.sent(1).await[0]["type"], "nearby_friends");
+        stranger.locate(10.0, 20.0).await;
+        bob.locate(10.001, 20.0).await;
+        let to_bob = bob.sent(1).await;
+        assert_eq!(to_bob[0]["friends"][0]["user_id"], 1);
+        let to_alice = alice.sent(2).await;
+        assert_eq!(to_alice[1]["type"], "friend_location");
+        assert_eq!(to_alice[1]["user_id"], 2);
+        assert_eq!(stranger.sent(1).await.len(), 1, "only its own snapshot");
+        drop(bob.tx);
+        bob.task.await.unwrap();
+        assert_eq!(alice.sent(3).await[2]["type"], "friend_gone");
+        assert_eq!(gateway.metrics().sessions.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stuck_client_is_disconnected_and_its_backlog_coalesces() {
+        let config = GatewayConfig {
+            send_timeout: Duration::from_millis(200),
+            location_burst: 10,
+            ..GatewayConfig::default()
+        };
+        let gateway = gateway(config, &[(1, 2)]).await;
+        let stuck = Client::open(&gateway, 1, true).await;
+        let mover = Client::open(&gateway, 2, false).await;
+        stuck.locate(0.0, 0.0).await; // its snapshot cannot be written
+        for step in 0..8 {
+            mover.locate(0.0, 0.0001 * f64::from(step)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(5), stuck.task)
+            .await
+            .expect("the stuck session ends")
+            .unwrap();
+        let metrics = gateway.metrics();
+        assert_eq!(metrics.closed_unresponsive.load(Ordering::Relaxed), 1);
+        // While it was stuck, the mover's updates replaced one another in its mailbox.
+        assert!(metrics.coalesced.load(Ordering::Relaxed) >= 4);
+        assert_eq!(metrics.sessions.load(Ordering::Relaxed), 1);
+        // Nothing was written to it, and the hub no longer holds its mailbox.
+        assert!(stuck.sent.lock().unwrap().is_empty());
+        assert!(!gateway.hub().has_subscribers(Topic::Location(2)));
+    }
+}
