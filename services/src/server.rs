@@ -2,14 +2,26 @@
 
 use crate::api;
 use crate::state::AppState;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// How long WebSocket sessions get to close after shutdown starts.
-const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long in-flight HTTP requests get to finish after shutdown starts.
+const HTTP_DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops accepting, lets
 /// in-flight requests finish and closes WebSocket sessions (1001) within a deadline.
+///
+/// Each connection is served by hyper's HTTP/1 server with a header read timeout (slow or
+/// idle clients are closed, see [`crate::state::Limits`]), a cap on the request head, and
+/// upgrades (WebSockets).
 ///
 /// # Errors
 /// An I/O error from the listener.
@@ -28,19 +40,69 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = state.limits();
     let gateway = state.gateway().cloned();
-    let closing = gateway.clone();
-    let shutdown = async move {
-        shutdown.await;
-        // Upgraded connections are not tracked by the HTTP server's graceful shutdown:
-        // the gateway closes its sessions itself.
-        if let Some(gateway) = closing {
-            gateway.begin_shutdown();
-        }
-    };
-    axum::serve(listener, api::app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let service = TowerToHyperService::new(api::app(state));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8 * 1024))
+        .keep_alive(true);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+            // Reap finished connection tasks so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service.clone())
+            .with_upgrades();
+        let mut stop = stop_rx.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    // Upgraded connections are not HTTP connections any more: the gateway closes its
+    // sessions itself.
+    if let Some(gateway) = &gateway {
+        gateway.begin_shutdown();
+    }
+    stop_tx.send_replace(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(HTTP_DRAIN_DEADLINE, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("http connections still open after the drain deadline");
+    }
     if let Some(gateway) = gateway
         && !gateway.drained(DRAIN_DEADLINE).await
     {

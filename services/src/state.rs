@@ -29,6 +29,11 @@ pub struct Limits {
     pub body_bytes: usize,
     /// Longest a request may take before it is abandoned.
     pub request_timeout: Duration,
+    /// Longest a client may take to send a request's headers (slow clients, "slowloris", and
+    /// idle keep-alive connections are closed after it).
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted, bytes.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +41,8 @@ impl Default for Limits {
         Self {
             body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
         }
     }
 }
