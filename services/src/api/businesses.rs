@@ -71,6 +71,7 @@ impl From<&Business> for BusinessBody {
         (status = 403, description = "not an admin token", body = super::ErrorBody),
         (status = 409, description = "the id is taken", body = super::ErrorBody),
         (status = 413, description = "body too large", body = super::ErrorBody),
+        (status = 415, description = "the body is not application/json", body = super::ErrorBody),
         (status = 422, description = "a field is missing or invalid", body = super::ErrorBody),
         (status = 503, description = "the store cannot take writes now", body = super::ErrorBody)))]
 pub async fn create(
@@ -128,6 +129,8 @@ pub async fn read(
         (status = 400, description = "malformed JSON or invalid id", body = super::ErrorBody),
         (status = 401, description = "no valid token", body = super::ErrorBody),
         (status = 403, description = "not an admin token", body = super::ErrorBody),
+        (status = 413, description = "body too large", body = super::ErrorBody),
+        (status = 415, description = "the body is not application/json", body = super::ErrorBody),
         (status = 422, description = "a field is missing or invalid", body = super::ErrorBody),
         (status = 503, description = "the store cannot take writes now", body = super::ErrorBody)))]
 pub async fn replace(
