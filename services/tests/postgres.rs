@@ -771,3 +771,50 @@ async fn friendships_sharing_and_location_history_in_postgres() {
         (-33.9, 151.2, 1_790_000_000.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn location_history_waits_out_a_database_outage() {
+    use nearby_ws_gateway::friends::FriendStore;
+    use nearby_ws_gateway::friends_pg::PgFriends;
+    use std::sync::atomic::Ordering;
+
+    let mut db = TestPostgres::start();
+    let store = PgStore::connect(&db.url()).await.unwrap();
+    let gateway = nearby_ws_gateway::Gateway::start(
+        nearby_ws_gateway::GatewayConfig::default(),
+        secret(),
+        FriendStore::Postgres(PgFriends::new(store.pool().clone())),
+        nearby_ws_gateway::Backend::Local,
+        Some(store.pool().clone()),
+    )
+    .await
+    .unwrap();
+    let fix = |i: u32| nearby_ws_gateway::protocol::Fix {
+        position: geo_index::LatLng::new(f64::from(i) / 1_000.0, 2.0).unwrap(),
+        timestamp_ms: 1_790_000_000_000 + i64::from(i),
+    };
+    db.stop();
+    for i in 0..500 {
+        gateway.history().record(42, fix(i));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = gateway.metrics();
+    assert_eq!(metrics.history_written.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.history_dropped.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.history_queued.load(Ordering::Relaxed), 500);
+    db.restart();
+    wait_until(
+        "history written after recovery",
+        Duration::from_secs(20),
+        || metrics.history_written.load(Ordering::Relaxed) == 500,
+    )
+    .await;
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT recorded_at) FROM location_history WHERE user_id = 42",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows, 500);
+    assert_eq!(metrics.history_queued.load(Ordering::Relaxed), 0);
+}
