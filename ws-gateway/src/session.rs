@@ -76,6 +76,7 @@ enum Wake {
     Frame(Option<Result<Message, axum::Error>>),
     Mailbox,
     Expiry,
+    SharingFlip,
     Ping,
     Shutdown,
 }
@@ -223,10 +224,12 @@ impl Session {
         let mailbox = Arc::clone(&self.mailbox);
         loop {
             let expiry = self.next_expiry;
+            let flip = self.sharing_flip();
             let wake = tokio::select! {
                 frame = socket.next() => Wake::Frame(frame),
                 () = mailbox.wait() => Wake::Mailbox,
                 () = sleep_until_opt(expiry) => Wake::Expiry,
+                () = sleep_until_opt(flip) => Wake::SharingFlip,
                 _ = ping.tick() => Wake::Ping,
                 _ = shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
             };
@@ -238,6 +241,12 @@ impl Session {
                 }
                 Wake::Expiry => {
                     self.expire(Instant::now());
+                    None
+                }
+                Wake::SharingFlip => {
+                    // A timed sharing setting flipped: hide or show the user now, not at
+                    // their next update.
+                    self.publish_own().await;
                     None
                 }
                 Wake::Ping if self.last_heard.elapsed() > config.idle_timeout => {
@@ -263,6 +272,13 @@ impl Session {
                 return end;
             }
         }
+    }
+
+    /// When the user's timed sharing setting flips, if it is still ahead.
+    fn sharing_flip(&self) -> Option<Instant> {
+        let until = self.sharing.until_ms?;
+        let ahead = until.checked_sub(clock::now_ms()).filter(|ms| *ms > 0)?;
+        Some(Instant::now() + Duration::from_millis(u64::try_from(ahead).ok()?))
     }
 
     /// Handles one frame from the client; `Some` ends the session.
