@@ -525,6 +525,17 @@ async fn bad_messages_get_errors_and_abuse_closes_the_socket() {
         }
     }
     assert_eq!(closed_with(&mut flood).await, CloseCode::Policy);
+    // A text frame that is not UTF-8 closes with 1007.
+    let mut garbled = node.connect(4).await;
+    let frame = tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+        vec![b'{', 0xff, 0xfe, b'}'],
+        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+            tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+        ),
+        true,
+    );
+    garbled.send(Message::Frame(frame)).await.unwrap();
+    assert_eq!(closed_with(&mut garbled).await, CloseCode::Invalid);
     node.stop().await;
 }
 

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 pub const CLOSE_POLICY_VIOLATION: u16 = 1008;
 /// Close code for a frame or message over the size limit.
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for a text frame that is not valid UTF-8.
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+/// Close code for a WebSocket protocol violation (for instance an unmasked client frame).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// Close code for a client that stopped reading (its pushes could not be written in time) or
 /// stopped answering pings.
 pub const CLOSE_UNRESPONSIVE: u16 = 1001;

@@ -17,8 +17,9 @@ use crate::friends::Sharing;
 use crate::gateway::Gateway;
 use crate::hub::Mailbox;
 use crate::protocol::{
-    CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_UNRESPONSIVE, ClientMessage,
-    Fix, FriendView, MessageError, ServerMessage, parse_client_message,
+    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
+    CLOSE_TOO_BIG, CLOSE_UNRESPONSIVE, ClientMessage, Fix, FriendView, MessageError, ServerMessage,
+    parse_client_message,
 };
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -346,18 +347,25 @@ impl Session {
     }
 
     fn read_error(&self, err: &axum::Error) -> End {
-        let too_big = std::error::Error::source(err)
-            .and_then(|source| source.downcast_ref::<tungstenite::Error>())
-            .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)));
-        if too_big {
-            self.gateway
-                .metrics()
-                .closed_abuse
-                .fetch_add(1, Ordering::Relaxed);
-            End::Close(CLOSE_TOO_BIG, "frame or message over the size limit")
-        } else {
-            End::ClientGone
-        }
+        let cause = std::error::Error::source(err)
+            .and_then(|source| source.downcast_ref::<tungstenite::Error>());
+        let end = match cause {
+            Some(tungstenite::Error::Capacity(_)) => {
+                End::Close(CLOSE_TOO_BIG, "frame or message over the size limit")
+            }
+            Some(tungstenite::Error::Utf8(_)) => {
+                End::Close(CLOSE_INVALID_PAYLOAD, "text frame is not valid UTF-8")
+            }
+            Some(tungstenite::Error::Protocol(_)) => {
+                End::Close(CLOSE_PROTOCOL_ERROR, "websocket protocol violation")
+            }
+            _ => return End::ClientGone,
+        };
+        self.gateway
+            .metrics()
+            .closed_abuse
+            .fetch_add(1, Ordering::Relaxed);
+        end
     }
 
     fn refuse(&mut self, err: MessageError) {
