@@ -76,6 +76,10 @@ struct ServeArgs {
     /// Location messages per second per WebSocket connection, sustained (bursts of 5).
     #[arg(long, env = "NEARBY_LOCATION_RATE", default_value_t = 1.0)]
     location_rate: f64,
+    /// Map tile URL template (`{z}`, `{x}`, `{y}`) of the web console at `/`; when tiles
+    /// cannot load, the page falls back to its bundled country outlines.
+    #[arg(long, env = "NEARBY_TILE_URL", default_value = nearby_services::state::DEFAULT_TILE_URL)]
+    tile_url: String,
     /// Log format.
     #[arg(long, env = "NEARBY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -245,6 +249,10 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
         None => Store::memory(),
     };
     let state = AppState::new(store, secret.clone(), Limits::default());
+    // Without --secret the development secret is in use (see `secret`): the web console may
+    // then mint tokens.
+    state.set_development_mode(args.secret.secret.is_none());
+    state.set_tile_url(args.tile_url.clone());
     let gateway = start_gateway(&args, secret, state.store()).await?;
     state.attach_gateway(gateway);
 

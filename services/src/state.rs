@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 /// for the whole of a large reload.
 const SNAPSHOT_BATCH: usize = 4_096;
 
+/// The web console's default map tiles: OpenStreetMap's standard layer.
+pub const DEFAULT_TILE_URL: &str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+
 /// Limits the HTTP layer enforces.
 ///
 /// ```
@@ -70,6 +73,8 @@ struct Inner {
     ready: AtomicBool,
     limits: Limits,
     gateway: OnceLock<Gateway>,
+    development: AtomicBool,
+    tile_url: OnceLock<String>,
 }
 
 /// Why a write did not happen. In every case nothing was changed.
@@ -103,6 +108,8 @@ impl AppState {
                 ready: AtomicBool::new(false),
                 limits,
                 gateway: OnceLock::new(),
+                development: AtomicBool::new(false),
+                tile_url: OnceLock::new(),
             }),
         }
     }
@@ -184,6 +191,47 @@ impl AppState {
     /// The token secret.
     pub fn secret(&self) -> &Secret {
         &self.inner.secret
+    }
+
+    /// Marks the server as running on the development secret: the web console may then mint
+    /// tokens (`POST /v1/dev/token`). Off by default.
+    ///
+    /// ```
+    /// # use nearby_services::{auth::Secret, state::AppState, store::Store};
+    /// # let state = AppState::new(Store::memory(), Secret::new(vec![1; 32])?, Default::default());
+    /// assert!(!state.is_development_mode());
+    /// state.set_development_mode(true);
+    /// assert!(state.is_development_mode());
+    /// # Ok::<(), nearby_services::auth::SecretError>(())
+    /// ```
+    pub fn set_development_mode(&self, on: bool) {
+        self.inner.development.store(on, Ordering::Release);
+    }
+
+    /// Whether the server runs on the development secret.
+    pub fn is_development_mode(&self) -> bool {
+        self.inner.development.load(Ordering::Acquire)
+    }
+
+    /// Sets the web console's map tile URL template (`{z}`, `{x}`, `{y}`). Only the first
+    /// call counts; returns false for later ones.
+    pub fn set_tile_url(&self, url: String) -> bool {
+        self.inner.tile_url.set(url).is_ok()
+    }
+
+    /// The web console's map tile URL template: [`DEFAULT_TILE_URL`] unless set.
+    ///
+    /// ```
+    /// # use nearby_services::{auth::Secret, state::{AppState, DEFAULT_TILE_URL}, store::Store};
+    /// # let state = AppState::new(Store::memory(), Secret::new(vec![1; 32])?, Default::default());
+    /// assert_eq!(state.tile_url(), DEFAULT_TILE_URL);
+    /// # Ok::<(), nearby_services::auth::SecretError>(())
+    /// ```
+    pub fn tile_url(&self) -> &str {
+        self.inner
+            .tile_url
+            .get()
+            .map_or(DEFAULT_TILE_URL, String::as_str)
     }
 
     /// The metrics registry.

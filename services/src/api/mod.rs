@@ -5,6 +5,7 @@
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 //! - `openapi`: `/openapi.json`, generated from the handlers' annotations.
 //! - `auth`: the bearer-token extractor.
+//! - `web`: the web console at `/` and `/web/`, and the development-only `/v1/dev/token`.
 //! - `error`: [`ApiError`], the JSON error body every failure uses.
 
 mod auth;
@@ -13,6 +14,7 @@ mod error;
 mod health;
 mod openapi;
 mod search;
+mod web;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use openapi::ApiDoc;
@@ -51,6 +53,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::spec))
+        .merge(web::routes())
         .with_state(state.clone())
         .merge(gateway)
         .fallback(not_found)
