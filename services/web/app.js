@@ -106,7 +106,8 @@ async function initMap(config) {
     box.hidden = !offline;
     box.textContent = 'Map tiles unavailable: showing the offline country outlines';
   };
-  tiles.on('tileload', () => {
+  tiles.on('tileload', (event) => {
+    if (event.tile.src === TRANSPARENT_PIXEL) return; // the stand-in for a failed tile
     loaded += 1;
     updateBasemap();
   });
