@@ -36,7 +36,7 @@ async fn send(app: &Router, method: Method, uri: &str) -> (StatusCode, HeaderMap
     (status, headers, bytes.to_vec())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(name)
         .map_or("", |value| value.to_str().unwrap())
