@@ -22,7 +22,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpSocket, TcpStream};
@@ -459,6 +459,8 @@ struct Counters {
     /// `friend_location` from someone outside the receiver's circle: must stay 0.
     strangers: AtomicU64,
     gone: AtomicU64,
+    /// `friend_gone` once the run is over: friends whose connections are being closed.
+    gone_at_close: AtomicU64,
     /// Connections that ended while they should have been held.
     dropped: AtomicU64,
     /// Update ticks skipped because the socket could not take the message.
@@ -483,6 +485,8 @@ struct Shared {
     request: http::Request<()>,
     connect_gate: Semaphore,
     next_source: AtomicUsize,
+    /// Set just before the connections are closed: from then on `friend_gone` is expected.
+    stopping: AtomicBool,
 }
 
 /// A server message, as much as the bench reads of it.
@@ -552,6 +556,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         request,
         connect_gate: Semaphore::new(args.connect_concurrency.max(1)),
         next_source: AtomicUsize::new(0),
+        stopping: AtomicBool::new(false),
         args: args.clone(),
     });
     let rss_before = args.server_pid.and_then(rss_kb);
@@ -626,6 +631,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let rss_end = args.server_pid.and_then(rss_kb);
     let held_at_end = shared.counters.held.load(Ordering::Relaxed)
         - shared.counters.dropped.load(Ordering::Relaxed);
+    shared.stopping.store(true, Ordering::Release);
     let _ = phase_tx.send(Phase::Stop);
     // Closing is best effort and bounded per connection; bound the whole of it too.
     let _ = tokio::time::timeout(Duration::from_secs(30), async {
@@ -728,12 +734,13 @@ fn report(shared: &Shared, figures: &Figures) {
         );
         println!(
             "  deliveries   {delivered} of {expected} expected ({})  {:.0}/s  \
-             (+{} for first locations, {} from strangers, {} gone)",
+             (+{} for first locations, {} from strangers, {} gone while held, {} at close)",
             ratio.map_or("n/a".to_owned(), |r| format!("{:.4}", r)),
             per_s(delivered),
             load(&c.early_deliveries),
             load(&c.strangers),
-            load(&c.gone)
+            load(&c.gone),
+            load(&c.gone_at_close)
         );
         println!(
             "  latency      p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  \
@@ -789,6 +796,7 @@ fn report(shared: &Shared, figures: &Figures) {
         "early_deliveries": load(&c.early_deliveries),
         "stranger_deliveries": load(&c.strangers),
         "friend_gone": load(&c.gone),
+        "friend_gone_at_close": load(&c.gone_at_close),
         "latency_us": {
             "p50": p50, "p90": p90, "p99": p99, "p999": p999, "max": max, "mean": mean,
             "count": load(&latency.count), "ms_resolution": load(&c.coarse),
@@ -946,6 +954,9 @@ fn on_message(shared: &Shared, user: u64, message: &Incoming<'_>) {
                 now_ms.saturating_sub(timestamp) * 1_000
             };
             shared.latency.record(latency_us);
+        }
+        "friend_gone" if shared.stopping.load(Ordering::Acquire) => {
+            c.gone_at_close.fetch_add(1, Ordering::Relaxed);
         }
         "friend_gone" => {
             c.gone.fetch_add(1, Ordering::Relaxed);
