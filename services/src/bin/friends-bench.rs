@@ -13,7 +13,8 @@
 //! well within the 8 km radius and every update must reach all `G - 1` friends), waits for
 //! every snapshot, then sends `R` location updates per second spread evenly over the users and
 //! times each `friend_location` push from the sender's send instant to its arrival at the
-//! friend's socket. `scripts/bench-friends` sets up a throwaway Redis and server around it.
+//! friend's socket. Expected deliveries: each update times the sender's friends that hold a
+//! connection. `scripts/bench-friends` sets up a throwaway Redis and server around it.
 
 use clap::{Args, Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
@@ -475,6 +476,9 @@ struct Shared {
     errors: Tally,
     closes: Tally,
     failures: Tally,
+    /// Per circle: connections held, so an update expects a push only to friends that are
+    /// actually connected (a failed connection is reported as such, not as lost pushes).
+    held_in_circle: Vec<AtomicU64>,
     /// Per user (index user - 1): µs since start of their latest update, 0 when none yet.
     sent_at: Vec<AtomicU64>,
     /// The timed phase's start, Unix ms; deliveries stamped before it are the first
@@ -550,6 +554,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
         closes: Tally::default(),
         failures: Tally::default(),
         sent_at: (0..args.users).map(|_| AtomicU64::new(0)).collect(),
+        held_in_circle: (0..args.users.div_ceil(args.circle))
+            .map(|_| AtomicU64::new(0))
+            .collect(),
         run_start_unix_ms: AtomicU64::new(u64::MAX),
         secret,
         target,
@@ -996,7 +1003,8 @@ async fn user_task(
         east: centre.east + offset.0,
         north: centre.north + offset.1,
     };
-    let friends_of_user = last - first;
+    // Friends in the circle, until the connections are known (see held_in_circle).
+    let mut friends_of_user = last - first;
 
     c.attempted.fetch_add(1, Ordering::Relaxed);
     let connected = {
@@ -1013,6 +1021,9 @@ async fn user_task(
     let mut ws = match connected {
         Ok(ws) => {
             c.held.fetch_add(1, Ordering::Relaxed);
+            if let Some(held) = shared.held_in_circle.get(circle_index as usize) {
+                held.fetch_add(1, Ordering::Relaxed);
+            }
             c.settled.fetch_add(1, Ordering::Relaxed);
             ws
         }
@@ -1039,6 +1050,10 @@ async fn user_task(
                 match now {
                     Phase::Connecting => {}
                     Phase::Running if !args.idle => {
+                        // Every connection has settled by now.
+                        if let Some(held) = shared.held_in_circle.get(circle_index as usize) {
+                            friends_of_user = held.load(Ordering::Relaxed).saturating_sub(1);
+                        }
                         let run_start_us = *start.borrow();
                         let lag = Duration::from_micros(
                             shared.clock.micros().saturating_sub(run_start_us),
