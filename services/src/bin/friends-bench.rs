@@ -329,7 +329,8 @@ struct Histogram {
 
 const SUB_BITS: u32 = 5;
 const SUB: u64 = 1 << SUB_BITS;
-const BUCKETS: usize = ((64 - SUB_BITS) as usize) * SUB as usize;
+// Values below 2 SUB have a bucket each; then SUB buckets per power of two up to 2^64.
+const BUCKETS: usize = ((64 - SUB_BITS + 1) as usize) * SUB as usize;
 
 impl Histogram {
     fn new() -> Self {
@@ -359,7 +360,8 @@ impl Histogram {
         }
         let shift = index / SUB - 1;
         let mantissa = SUB + index % SUB;
-        ((mantissa + 1) << shift) - 1
+        // The top bucket's bound is 2^64: the shift wraps to 0, and 0 - 1 is u64::MAX.
+        ((mantissa + 1) << shift).wrapping_sub(1)
     }
 
     fn record(&self, micros: u64) {
