@@ -629,8 +629,13 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
     let run_s = (shared.clock.micros() - run_start_us) as f64 / 1e6;
     let _ = phase_tx.send(Phase::Draining);
-    // Read what is still in flight; stop early once everything expected has arrived.
+    // Read what is still in flight; stop early once everything expected has arrived (after a
+    // moment: updates being sent as the phase changed are not counted as expected yet).
     let drain_until = Instant::now() + Duration::from_secs_f64(args.drain.max(0.0));
+    tokio::time::sleep(
+        Duration::from_millis(200).min(drain_until.saturating_duration_since(Instant::now())),
+    )
+    .await;
     while Instant::now() < drain_until
         && shared.counters.deliveries.load(Ordering::Relaxed)
             < shared.counters.expected.load(Ordering::Relaxed)
@@ -1082,6 +1087,12 @@ async fn user_task(
                     None => std::future::pending().await,
                 }
             }, if sending => {
+                // The tick may win the race against the phase change: no update after the
+                // timed phase, or the drain could end before its pushes arrive.
+                if *phase.borrow() != Phase::Running {
+                    sending = false;
+                    continue;
+                }
                 offset = step(offset, &mut rng);
                 let now_us = shared.clock.micros();
                 // Record the instant before sending: the push can arrive before `send`
