@@ -1,0 +1,1192 @@
+//! `friends-bench`: load for the nearby-friends WebSocket gateway (`/v1/ws`).
+//!
+//! ```text
+//! friends-bench graph --users N --circle G [--seed S]        > friends.csv
+//! friends-bench tokens --users N --secret S                  > tokens.json
+//! friends-bench run --url ws://HOST:PORT --secret S --users N --circle G --rate R
+//!                   --duration SECS [--source-ips IP,IP] [--server-pid PID] [--idle]
+//! ```
+//!
+//! Users `1..=N` are split into circles of `G` consecutive ids, everyone in a circle a friend
+//! of everyone else in it. `run` opens one WebSocket per user, places each circle around its
+//! own point of a 50 km box around Paris (members within 1 km of it, so every friend is always
+//! well within the 8 km radius and every update must reach all `G - 1` friends), waits for
+//! every snapshot, then sends `R` location updates per second spread evenly over the users and
+//! times each `friend_location` push from the sender's send instant to its arrival at the
+//! friend's socket. Expected deliveries: each update times the sender's friends that hold a
+//! connection. `scripts/bench-friends` sets up a throwaway Redis and server around it.
+
+use clap::{Args, Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use nearby_services::auth::{Secret, unix_now};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, http};
+
+/// Paris: the city the circles are spread over.
+const CITY: (f64, f64) = (48.8566, 2.3522);
+/// Side of the box the circle centres are drawn in, metres.
+const CITY_BOX_M: f64 = 50_000.0;
+/// Members stay within this distance of their circle's centre, so two friends are at most
+/// 2 km apart: far inside the default 8 km radius and its hysteresis band.
+const CIRCLE_SPREAD_M: f64 = 1_000.0;
+/// Largest step of one update, metres.
+const STEP_M: f64 = 5.0;
+const METRES_PER_DEGREE: f64 = 111_320.0;
+/// Distinct error codes and close codes kept; a misbehaving server cannot grow the maps.
+const MAX_CODES: usize = 32;
+
+#[derive(Parser)]
+#[command(
+    name = "friends-bench",
+    about = "Load for the nearby-friends WebSocket gateway: circles of friends moving around a city"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the friendships CSV (`user_id,friend_id`, each pair once) for `serve --friends`.
+    Graph {
+        /// Users 1..=N.
+        #[arg(long)]
+        users: u64,
+        /// Users per circle of mutual friends.
+        #[arg(long)]
+        circle: u64,
+        /// Shuffles the order of the rows (the friendships are the same for any seed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Print a JSON array of tokens, index i for user i + 1 (for k6).
+    Tokens {
+        /// Users 1..=N.
+        #[arg(long)]
+        users: u64,
+        /// The server's signing secret.
+        #[arg(long, env = "NEARBY_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Token lifetime, seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+    },
+    /// Connect every user, wait for the snapshots, drive updates, report.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Server base URL, e.g. ws://127.0.0.1:8080 (`/v1/ws` is appended when missing).
+    #[arg(long)]
+    url: String,
+    /// The server's signing secret (tokens are minted in process).
+    #[arg(long, env = "NEARBY_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Users 1..=N, one connection each.
+    #[arg(long)]
+    users: u64,
+    /// Users per circle of friends (the graph given to the server must match).
+    #[arg(long, default_value_t = 10)]
+    circle: u64,
+    /// Location updates per second, all users together.
+    #[arg(long, default_value_t = 1_000.0)]
+    rate: f64,
+    /// Seconds of updates (or of holding the connections with --idle).
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Connections being opened at once.
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
+    /// Client source addresses, used round-robin: one address has only ~28K ephemeral ports.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+    source_ips: Vec<IpAddr>,
+    /// Server process id, to report its resident memory from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Only hold the connections: no updates.
+    #[arg(long)]
+    idle: bool,
+    /// With --idle, still send the first location and wait for the snapshot.
+    #[arg(long)]
+    idle_locate: bool,
+    /// Seconds to let the server settle after every connection is open, before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    settle: f64,
+    /// Seconds to keep reading after the last update, for pushes still in flight.
+    #[arg(long, default_value_t = 2.0)]
+    drain: f64,
+    /// Seconds allowed for one connection's TCP connect, upgrade and snapshot.
+    #[arg(long, default_value_t = 20.0)]
+    connect_timeout: f64,
+    /// Seed for the circle centres and the moves.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Client runtime threads; default: the number of CPUs.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Graph {
+            users,
+            circle,
+            seed,
+        } => graph(users, circle, seed),
+        Command::Tokens { users, secret, ttl } => tokens(users, &secret, ttl),
+        Command::Run(args) => {
+            let threads = args
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads.max(1))
+                .enable_all()
+                .build()
+                .map_err(|err| format!("cannot start the async runtime: {err}"))
+                .and_then(|rt| rt.block_on(run(*args)))
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("friends-bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// --- graph and tokens -------------------------------------------------------------------
+
+fn check_sizes(users: u64, circle: u64) -> Result<(), String> {
+    if users == 0 {
+        return Err("--users must be at least 1".to_owned());
+    }
+    if circle < 2 {
+        return Err("--circle must be at least 2 (a circle of one has no friends)".to_owned());
+    }
+    Ok(())
+}
+
+/// The circle (0-based) of a user, and its first and last member.
+fn circle_of(user: u64, circle: u64, users: u64) -> (u64, u64, u64) {
+    let index = (user - 1) / circle;
+    let first = index * circle + 1;
+    let last = (first + circle - 1).min(users);
+    (index, first, last)
+}
+
+fn graph(users: u64, circle: u64, seed: Option<u64>) -> Result<(), String> {
+    use std::io::Write as _;
+    check_sizes(users, circle)?;
+    let mut pairs = Vec::new();
+    let mut first = 1;
+    while first <= users {
+        let last = (first + circle - 1).min(users);
+        for a in first..=last {
+            for b in a + 1..=last {
+                pairs.push((a, b));
+            }
+        }
+        first = last + 1;
+    }
+    if let Some(seed) = seed {
+        // Fisher-Yates, so the server's seeding does not always see ids in order.
+        let mut rng = Rng::new(seed);
+        for i in (1..pairs.len()).rev() {
+            let j = rng.below(i as u64 + 1) as usize;
+            pairs.swap(i, j);
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let write = |out: &mut std::io::BufWriter<_>| -> std::io::Result<()> {
+        writeln!(out, "user_id,friend_id")?;
+        for (a, b) in &pairs {
+            writeln!(out, "{a},{b}")?;
+        }
+        out.flush()
+    };
+    write(&mut out).map_err(|err| format!("cannot write the graph: {err}"))?;
+    eprintln!(
+        "friends-bench graph: {users} users in circles of {circle}: {} friendships",
+        pairs.len()
+    );
+    Ok(())
+}
+
+fn tokens(users: u64, secret: &str, ttl: u64) -> Result<(), String> {
+    use std::io::Write as _;
+    let secret = Secret::new(secret.as_bytes().to_vec()).map_err(|err| err.to_string())?;
+    let now = unix_now();
+    let list: Vec<String> = (1..=users)
+        .map(|user| secret.mint(user, false, ttl, now))
+        .collect();
+    let text = serde_json::to_string(&list).map_err(|err| err.to_string())?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "{text}").map_err(|err| format!("cannot write the tokens: {err}"))
+}
+
+// --- small helpers ----------------------------------------------------------------------
+
+/// SplitMix64: deterministic, good enough to place points and pick steps.
+#[derive(Clone, Copy)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [-1, 1).
+    fn signed(&mut self) -> f64 {
+        self.unit() * 2.0 - 1.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A position as metres east and north of the city centre (a flat approximation is plenty
+/// at 50 km; the server measures great-circle distances).
+#[derive(Clone, Copy)]
+struct Offset {
+    east: f64,
+    north: f64,
+}
+
+impl Offset {
+    fn lat_lng(self) -> (f64, f64) {
+        let lat = CITY.0 + self.north / METRES_PER_DEGREE;
+        let lng = CITY.1 + self.east / (METRES_PER_DEGREE * CITY.0.to_radians().cos());
+        (lat, lng)
+    }
+}
+
+/// The shared clock: one wall-clock reading at start plus a monotonic offset, so message
+/// timestamps (Unix ms) and send instants (µs since start) agree exactly.
+struct Clock {
+    start: Instant,
+    start_unix_us: u64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let start_unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        Self {
+            start: Instant::now(),
+            start_unix_us,
+        }
+    }
+
+    fn micros(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn unix_ms_at(&self, micros: u64) -> u64 {
+        (self.start_unix_us + micros) / 1_000
+    }
+}
+
+/// Log-linear histogram of microseconds: 32 sub-buckets per power of two (≤ 3 % error),
+/// fixed size whatever the sample count, lock-free.
+struct Histogram {
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    max: AtomicU64,
+    sum: AtomicU64,
+}
+
+const SUB_BITS: u32 = 5;
+const SUB: u64 = 1 << SUB_BITS;
+// Values below 2 SUB have a bucket each; then SUB buckets per power of two up to 2^64.
+const BUCKETS: usize = ((64 - SUB_BITS + 1) as usize) * SUB as usize;
+
+impl Histogram {
+    fn new() -> Self {
+        Self {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+        }
+    }
+
+    fn index(value: u64) -> usize {
+        if value < 2 * SUB {
+            return value as usize;
+        }
+        let msb = 63 - value.leading_zeros();
+        let shift = msb - SUB_BITS;
+        let mantissa = value >> shift; // in [SUB, 2 SUB)
+        ((u64::from(shift) + 1) * SUB + (mantissa - SUB)) as usize
+    }
+
+    /// The largest value that falls in bucket `index`.
+    fn upper(index: usize) -> u64 {
+        let index = index as u64;
+        if index < 2 * SUB {
+            return index;
+        }
+        let shift = index / SUB - 1;
+        let mantissa = SUB + index % SUB;
+        // The top bucket's bound is 2^64: the shift wraps to 0, and 0 - 1 is u64::MAX.
+        ((mantissa + 1) << shift).wrapping_sub(1)
+    }
+
+    fn record(&self, micros: u64) {
+        if let Some(bucket) = self.buckets.get(Self::index(micros)) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(micros, Ordering::Relaxed);
+        self.max.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// The `q` quantile (0..=1), as the upper bound of its bucket capped at the maximum.
+    fn quantile(&self, q: f64) -> u64 {
+        let count = self.count.load(Ordering::Relaxed);
+        if count == 0 {
+            return 0;
+        }
+        let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
+        let mut seen = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            seen += bucket.load(Ordering::Relaxed);
+            if seen >= rank {
+                return Self::upper(index).min(self.max.load(Ordering::Relaxed));
+            }
+        }
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
+/// A bounded tally of codes (error codes, close codes).
+#[derive(Default)]
+struct Tally(Mutex<BTreeMap<String, u64>>);
+
+impl Tally {
+    fn add(&self, code: &str) {
+        let mut map = match self.0.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(count) = map.get_mut(code) {
+            *count += 1;
+        } else if map.len() < MAX_CODES {
+            map.insert(code.to_owned(), 1);
+        } else {
+            *map.entry("(other)".to_owned()).or_insert(0) += 1;
+        }
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, u64> {
+        match self.0.lock() {
+            Ok(map) => map.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// The server's resident memory, kB, from /proc/PID/status.
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+}
+
+// --- run --------------------------------------------------------------------------------
+
+/// Where the run is; every connection task watches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Connections are being opened.
+    Connecting,
+    /// Updates are sent (unless idle).
+    Running,
+    /// No more updates; pushes still in flight are read.
+    Draining,
+    /// Close everything.
+    Stop,
+}
+
+#[derive(Default)]
+struct Counters {
+    attempted: AtomicU64,
+    held: AtomicU64,
+    failed: AtomicU64,
+    /// Tasks that finished connecting, successfully or not.
+    settled: AtomicU64,
+    snapshots: AtomicU64,
+    snapshot_friends: AtomicU64,
+    updates_sent: AtomicU64,
+    expected: AtomicU64,
+    deliveries: AtomicU64,
+    /// `friend_location` for a location sent before the timed phase (first locations).
+    early_deliveries: AtomicU64,
+    /// Deliveries whose send instant was overwritten by a newer update: timed in ms.
+    coarse: AtomicU64,
+    /// `friend_location` from someone outside the receiver's circle: must stay 0.
+    strangers: AtomicU64,
+    gone: AtomicU64,
+    /// `friend_gone` once the run is over: friends whose connections are being closed.
+    gone_at_close: AtomicU64,
+    /// Connections that ended while they should have been held.
+    dropped: AtomicU64,
+    /// Update ticks skipped because the socket could not take the message.
+    send_errors: AtomicU64,
+}
+
+struct Shared {
+    args: RunArgs,
+    clock: Clock,
+    counters: Counters,
+    latency: Histogram,
+    errors: Tally,
+    closes: Tally,
+    failures: Tally,
+    /// Per circle: connections held, so an update expects a push only to friends that are
+    /// actually connected (a failed connection is reported as such, not as lost pushes).
+    held_in_circle: Vec<AtomicU64>,
+    /// Per user (index user - 1): µs since start of their latest update, 0 when none yet.
+    sent_at: Vec<AtomicU64>,
+    /// The timed phase's start, Unix ms; deliveries stamped before it are the first
+    /// locations'.
+    run_start_unix_ms: AtomicU64,
+    secret: Secret,
+    target: SocketAddr,
+    request: http::Request<()>,
+    connect_gate: Semaphore,
+    next_source: AtomicUsize,
+    /// Set just before the connections are closed: from then on `friend_gone` is expected.
+    stopping: AtomicBool,
+}
+
+/// A server message, as much as the bench reads of it.
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    user_id: Option<u64>,
+    timestamp: Option<u64>,
+    #[serde(borrow)]
+    code: Option<&'a str>,
+    friends: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    check_sizes(args.users, args.circle)?;
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        return Err("--rate must be a positive number of updates per second".to_owned());
+    }
+    if !(args.duration.is_finite() && args.duration > 0.0) {
+        return Err("--duration must be a positive number of seconds".to_owned());
+    }
+    if args.source_ips.is_empty() {
+        return Err("--source-ips needs at least one address".to_owned());
+    }
+    let secret = Secret::new(args.secret.as_bytes().to_vec()).map_err(|err| err.to_string())?;
+    let mut url = args.url.trim_end_matches('/').to_owned();
+    if !url.ends_with("/v1/ws") {
+        url.push_str("/v1/ws");
+    }
+    let request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|err| format!("bad --url {url}: {err}"))?;
+    let host = request
+        .uri()
+        .host()
+        .ok_or_else(|| format!("--url {url} has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = request.uri().port_u16().unwrap_or(80);
+    let target = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|err| format!("cannot resolve {host}: {err}"))?
+        .find(|addr| addr.is_ipv4() == args.source_ips[0].is_ipv4())
+        .ok_or_else(|| format!("{host} has no address of the source addresses' family"))?;
+    let per_user = args.rate / args.users as f64;
+    if !args.idle && per_user > 1.0 {
+        eprintln!(
+            "friends-bench: {per_user:.2} updates/s per user: past the server's default \
+             --location-rate of 1/s, expect rate_limited errors unless it was raised"
+        );
+    }
+
+    let shared = Arc::new(Shared {
+        clock: Clock::new(),
+        counters: Counters::default(),
+        latency: Histogram::new(),
+        errors: Tally::default(),
+        closes: Tally::default(),
+        failures: Tally::default(),
+        sent_at: (0..args.users).map(|_| AtomicU64::new(0)).collect(),
+        held_in_circle: (0..args.users.div_ceil(args.circle))
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+        run_start_unix_ms: AtomicU64::new(u64::MAX),
+        secret,
+        target,
+        request,
+        connect_gate: Semaphore::new(args.connect_concurrency.max(1)),
+        next_source: AtomicUsize::new(0),
+        stopping: AtomicBool::new(false),
+        args: args.clone(),
+    });
+    let rss_before = args.server_pid.and_then(rss_kb);
+    let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
+    // The timed phase's start (µs since the clock's start), sent with `Running`.
+    let (start_tx, start_rx) = watch::channel(0u64);
+
+    eprintln!(
+        "friends-bench: connecting {} users to {url} ({} at a time, from {} source address(es))",
+        args.users,
+        args.connect_concurrency,
+        args.source_ips.len()
+    );
+    let connect_started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for user in 1..=args.users {
+        let shared = Arc::clone(&shared);
+        let phase = phase_rx.clone();
+        let start = start_rx.clone();
+        tasks.spawn(async move { user_task(shared, user, phase, start).await });
+    }
+    // Progress while connecting; the tasks count themselves.
+    let mut last_report = Instant::now();
+    while shared.counters.settled.load(Ordering::Relaxed) < args.users {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            eprintln!(
+                "friends-bench: {} held, {} failed of {} after {:.0} s",
+                shared.counters.held.load(Ordering::Relaxed),
+                shared.counters.failed.load(Ordering::Relaxed),
+                args.users,
+                connect_started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    let held_at_start = shared.counters.held.load(Ordering::Relaxed);
+    eprintln!(
+        "friends-bench: {held_at_start} connections held after {connect_s:.1} s; settling {:.0} s",
+        args.settle
+    );
+    tokio::time::sleep(Duration::from_secs_f64(args.settle.max(0.0))).await;
+    let rss_held = args.server_pid.and_then(rss_kb);
+
+    let run_start_us = shared.clock.micros();
+    shared
+        .run_start_unix_ms
+        .store(shared.clock.unix_ms_at(run_start_us), Ordering::Release);
+    let _ = start_tx.send(run_start_us);
+    let _ = phase_tx.send(Phase::Running);
+    eprintln!(
+        "friends-bench: {} for {:.0} s",
+        if args.idle {
+            "holding".to_owned()
+        } else {
+            format!("{:.0} updates/s", args.rate)
+        },
+        args.duration
+    );
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    let run_s = (shared.clock.micros() - run_start_us) as f64 / 1e6;
+    let _ = phase_tx.send(Phase::Draining);
+    // Read what is still in flight; stop early once everything expected has arrived (after a
+    // moment: updates being sent as the phase changed are not counted as expected yet).
+    let drain_until = Instant::now() + Duration::from_secs_f64(args.drain.max(0.0));
+    tokio::time::sleep(
+        Duration::from_millis(200).min(drain_until.saturating_duration_since(Instant::now())),
+    )
+    .await;
+    while Instant::now() < drain_until
+        && shared.counters.deliveries.load(Ordering::Relaxed)
+            < shared.counters.expected.load(Ordering::Relaxed)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rss_end = args.server_pid.and_then(rss_kb);
+    let held_at_end = shared.counters.held.load(Ordering::Relaxed)
+        - shared.counters.dropped.load(Ordering::Relaxed);
+    shared.stopping.store(true, Ordering::Release);
+    let _ = phase_tx.send(Phase::Stop);
+    // Closing is best effort and bounded per connection; bound the whole of it too.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+
+    report(
+        &shared,
+        &Figures {
+            connect_s,
+            run_s,
+            held_at_start,
+            held_at_end,
+            rss: [rss_before, rss_held, rss_end],
+        },
+    );
+    Ok(())
+}
+
+struct Figures {
+    connect_s: f64,
+    run_s: f64,
+    held_at_start: u64,
+    held_at_end: u64,
+    rss: [Option<u64>; 3],
+}
+
+fn report(shared: &Shared, figures: &Figures) {
+    let args = &shared.args;
+    let c = &shared.counters;
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let (sent, expected, delivered) = (
+        load(&c.updates_sent),
+        load(&c.expected),
+        load(&c.deliveries),
+    );
+    let ratio = if expected == 0 {
+        None
+    } else {
+        Some(delivered as f64 / expected as f64)
+    };
+    let per_s = |n: u64| n as f64 / figures.run_s.max(1e-9);
+    let ms = |us: u64| us as f64 / 1_000.0;
+    let latency = &shared.latency;
+    let (p50, p90, p99, p999, max) = (
+        latency.quantile(0.50),
+        latency.quantile(0.90),
+        latency.quantile(0.99),
+        latency.quantile(0.999),
+        load(&latency.max),
+    );
+    let mean = load(&latency.sum)
+        .checked_div(load(&latency.count))
+        .unwrap_or(0);
+    let [rss_before, rss_held, rss_end] = figures.rss;
+    let per_conn = |after: Option<u64>| -> Option<f64> {
+        let (before, after) = (rss_before?, after?);
+        (figures.held_at_start > 0)
+            .then(|| (after as f64 - before as f64) * 1024.0 / figures.held_at_start as f64)
+    };
+    let errors = shared.errors.snapshot();
+    let closes = shared.closes.snapshot();
+    let failures = shared.failures.snapshot();
+
+    println!(
+        "nearby friends bench: {} users, circles of {}, {}",
+        args.users,
+        args.circle,
+        if args.idle {
+            format!("idle for {:.0} s", args.duration)
+        } else {
+            format!("{:.0} updates/s for {:.0} s", args.rate, args.duration)
+        }
+    );
+    println!(
+        "  connections  attempted {}  held {} (at the end {})  failed {}  in {:.1} s{}",
+        load(&c.attempted),
+        figures.held_at_start,
+        figures.held_at_end,
+        load(&c.failed),
+        figures.connect_s,
+        if failures.is_empty() {
+            String::new()
+        } else {
+            format!("  failures {failures:?}")
+        }
+    );
+    println!(
+        "  snapshots    {} (friends listed {})",
+        load(&c.snapshots),
+        load(&c.snapshot_friends)
+    );
+    if !args.idle {
+        println!(
+            "  updates      sent {sent} ({:.0}/s)  send errors {}",
+            per_s(sent),
+            load(&c.send_errors)
+        );
+        println!(
+            "  deliveries   {delivered} of {expected} expected ({})  {:.0}/s  \
+             (+{} for first locations, {} from strangers, {} gone while held, {} at close)",
+            ratio.map_or("n/a".to_owned(), |r| format!("{:.4}", r)),
+            per_s(delivered),
+            load(&c.early_deliveries),
+            load(&c.strangers),
+            load(&c.gone),
+            load(&c.gone_at_close)
+        );
+        println!(
+            "  latency      p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  \
+             mean {:.2} ms  ({} timed in ms only)",
+            ms(p50),
+            ms(p90),
+            ms(p99),
+            ms(p999),
+            ms(max),
+            ms(mean),
+            load(&c.coarse)
+        );
+    }
+    println!("  errors       {errors:?}  closes {closes:?}");
+    if let Some(pid) = args.server_pid {
+        let show = |kb: Option<u64>| {
+            kb.map_or("?".to_owned(), |kb| {
+                format!("{:.1} MiB", kb as f64 / 1024.0)
+            })
+        };
+        println!(
+            "  server RSS   (pid {pid}) before {}  held {}  end {}  per connection: held {}  end {}",
+            show(rss_before),
+            show(rss_held),
+            show(rss_end),
+            per_conn(rss_held).map_or("?".to_owned(), |b| format!("{:.1} KiB", b / 1024.0)),
+            per_conn(rss_end).map_or("?".to_owned(), |b| format!("{:.1} KiB", b / 1024.0)),
+        );
+    }
+    let json = serde_json::json!({
+        "users": args.users,
+        "circle": args.circle,
+        "idle": args.idle,
+        "rate": args.rate,
+        "duration_s": figures.run_s,
+        "source_ips": args.source_ips.len(),
+        "connections": {
+            "attempted": load(&c.attempted),
+            "held": figures.held_at_start,
+            "held_at_end": figures.held_at_end,
+            "failed": load(&c.failed),
+            "failures": failures,
+            "connect_s": figures.connect_s,
+        },
+        "snapshots": load(&c.snapshots),
+        "updates_sent": sent,
+        "updates_per_s": per_s(sent),
+        "send_errors": load(&c.send_errors),
+        "deliveries": delivered,
+        "expected_deliveries": expected,
+        "delivery_ratio": ratio,
+        "deliveries_per_s": per_s(delivered),
+        "early_deliveries": load(&c.early_deliveries),
+        "stranger_deliveries": load(&c.strangers),
+        "friend_gone": load(&c.gone),
+        "friend_gone_at_close": load(&c.gone_at_close),
+        "latency_us": {
+            "p50": p50, "p90": p90, "p99": p99, "p999": p999, "max": max, "mean": mean,
+            "count": load(&latency.count), "ms_resolution": load(&c.coarse),
+        },
+        "errors": errors,
+        "closes": closes,
+        "server_rss_kb": {
+            "before": rss_before, "held": rss_held, "end": rss_end,
+        },
+        "server_rss_bytes_per_connection": {
+            "held": per_conn(rss_held), "end": per_conn(rss_end),
+        },
+    });
+    println!("{json}");
+}
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// Opens one connection: TCP from the next source address, the upgrade, and unless idle
+/// without --idle-locate, the first location and its snapshot.
+async fn connect(shared: &Shared, user: u64, position: Offset) -> Result<Socket, String> {
+    let args = &shared.args;
+    let source =
+        args.source_ips[shared.next_source.fetch_add(1, Ordering::Relaxed) % args.source_ips.len()];
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|err| format!("socket: {}", io_kind(&err)))?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|err| format!("bind: {}", io_kind(&err)))?;
+    let stream = socket
+        .connect(shared.target)
+        .await
+        .map_err(|err| format!("connect: {}", io_kind(&err)))?;
+    // Pushes are small and latency is what is measured.
+    stream
+        .set_nodelay(true)
+        .map_err(|err| format!("nodelay: {}", io_kind(&err)))?;
+    let mut request = shared.request.clone();
+    let token = shared.secret.mint(user, false, 86_400, unix_now());
+    let header = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| "token is not a header value".to_owned())?;
+    request
+        .headers_mut()
+        .insert(http::header::AUTHORIZATION, header);
+    // Small buffers: the client holds tens of thousands of sockets and reads tiny frames.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map_err(|err| match err {
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                format!("http {}", response.status().as_u16())
+            }
+            other => format!("upgrade: {}", short(&other.to_string())),
+        })?;
+    if args.idle && !args.idle_locate {
+        return Ok(ws);
+    }
+    let now_us = shared.clock.micros();
+    ws.send(location(position, shared.clock.unix_ms_at(now_us)))
+        .await
+        .map_err(|err| format!("send: {}", short(&err.to_string())))?;
+    // Wait for the snapshot; pushes about friends that located first may come before it.
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                if let Ok(message) = serde_json::from_str::<Incoming<'_>>(text.as_str()) {
+                    match message.kind {
+                        "nearby_friends" => {
+                            shared.counters.snapshots.fetch_add(1, Ordering::Relaxed);
+                            let listed = message.friends.map_or(0, |f| f.len() as u64);
+                            shared
+                                .counters
+                                .snapshot_friends
+                                .fetch_add(listed, Ordering::Relaxed);
+                            return Ok(ws);
+                        }
+                        "error" => {
+                            shared.errors.add(message.code.unwrap_or("(none)"));
+                            return Err(format!("error {}", message.code.unwrap_or("(none)")));
+                        }
+                        _ => on_message(shared, user, &message),
+                    }
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map_or(1005, |f| u16::from(f.code));
+                shared.closes.add(&code.to_string());
+                return Err(format!("closed {code} before the snapshot"));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => return Err(format!("read: {}", short(&err.to_string()))),
+            None => return Err("closed before the snapshot".to_owned()),
+        }
+    }
+}
+
+fn io_kind(err: &std::io::Error) -> String {
+    // The kind (not the text) keeps the failure tally to a few entries.
+    format!("{:?}", err.kind())
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(60).collect()
+}
+
+fn location(position: Offset, timestamp_ms: u64) -> Message {
+    let (lat, lng) = position.lat_lng();
+    Message::text(format!(
+        r#"{{"type":"location","latitude":{lat:.7},"longitude":{lng:.7},"timestamp":{timestamp_ms}}}"#
+    ))
+}
+
+/// Counts one server message received after the snapshot.
+fn on_message(shared: &Shared, user: u64, message: &Incoming<'_>) {
+    let c = &shared.counters;
+    match message.kind {
+        "friend_location" => {
+            let (Some(friend), Some(timestamp)) = (message.user_id, message.timestamp) else {
+                shared.errors.add("(bad friend_location)");
+                return;
+            };
+            let circle = shared.args.circle;
+            if friend == 0
+                || friend > shared.args.users
+                || circle_of(friend, circle, shared.args.users).0
+                    != circle_of(user, circle, shared.args.users).0
+            {
+                c.strangers.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if timestamp < shared.run_start_unix_ms.load(Ordering::Acquire) {
+                c.early_deliveries.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            c.deliveries.fetch_add(1, Ordering::Relaxed);
+            let now_us = shared.clock.micros();
+            // The friend's latest send instant times this push to the microsecond if it is
+            // the one this push carries; otherwise (a newer update overtook it) fall back to
+            // the message's millisecond timestamp.
+            let sent_us = shared
+                .sent_at
+                .get((friend - 1) as usize)
+                .map_or(0, |at| at.load(Ordering::Acquire));
+            let latency_us = if sent_us > 0 && shared.clock.unix_ms_at(sent_us) == timestamp {
+                now_us.saturating_sub(sent_us)
+            } else {
+                c.coarse.fetch_add(1, Ordering::Relaxed);
+                let now_ms = shared.clock.unix_ms_at(now_us);
+                now_ms.saturating_sub(timestamp) * 1_000
+            };
+            shared.latency.record(latency_us);
+        }
+        "friend_gone" if shared.stopping.load(Ordering::Acquire) => {
+            c.gone_at_close.fetch_add(1, Ordering::Relaxed);
+        }
+        "friend_gone" => {
+            c.gone.fetch_add(1, Ordering::Relaxed);
+        }
+        "error" => shared.errors.add(message.code.unwrap_or("(none)")),
+        "nearby_friends" => {
+            c.snapshots.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => shared.errors.add("(unknown message type)"),
+    }
+}
+
+/// One user: connect, then send updates on its schedule and count what arrives, until told
+/// to stop.
+async fn user_task(
+    shared: Arc<Shared>,
+    user: u64,
+    mut phase: watch::Receiver<Phase>,
+    start: watch::Receiver<u64>,
+) {
+    let args = &shared.args;
+    let c = &shared.counters;
+    let (circle_index, first, last) = circle_of(user, args.circle, args.users);
+    let mut rng = Rng::new(args.seed ^ user.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let mut centre_rng = Rng::new(args.seed ^ circle_index.wrapping_mul(0x9e37_79b9));
+    let centre = Offset {
+        east: centre_rng.signed() * CITY_BOX_M / 2.0,
+        north: centre_rng.signed() * CITY_BOX_M / 2.0,
+    };
+    let mut offset = {
+        // Uniform in the disc around the centre.
+        let r = CIRCLE_SPREAD_M * rng.unit().sqrt();
+        let a = rng.unit() * std::f64::consts::TAU;
+        (r * a.cos(), r * a.sin())
+    };
+    let position = |offset: (f64, f64)| Offset {
+        east: centre.east + offset.0,
+        north: centre.north + offset.1,
+    };
+    // Friends in the circle, until the connections are known (see held_in_circle).
+    let mut friends_of_user = last - first;
+
+    c.attempted.fetch_add(1, Ordering::Relaxed);
+    let connected = {
+        let permit = shared.connect_gate.acquire().await;
+        let outcome = tokio::time::timeout(
+            Duration::from_secs_f64(args.connect_timeout.max(0.1)),
+            connect(&shared, user, position(offset)),
+        )
+        .await
+        .unwrap_or_else(|_| Err("timeout".to_owned()));
+        drop(permit);
+        outcome
+    };
+    let mut ws = match connected {
+        Ok(ws) => {
+            c.held.fetch_add(1, Ordering::Relaxed);
+            if let Some(held) = shared.held_in_circle.get(circle_index as usize) {
+                held.fetch_add(1, Ordering::Relaxed);
+            }
+            c.settled.fetch_add(1, Ordering::Relaxed);
+            ws
+        }
+        Err(reason) => {
+            shared.failures.add(&reason);
+            c.failed.fetch_add(1, Ordering::Relaxed);
+            c.settled.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+
+    // Updates every `period`, phases staggered so the users together send evenly: user i
+    // starts i / rate seconds into the run (modulo the period).
+    let period = Duration::from_secs_f64(args.users as f64 / args.rate);
+    let mut ticker: Option<tokio::time::Interval> = None;
+    let mut sending = false;
+    loop {
+        tokio::select! {
+            changed = phase.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now = *phase.borrow_and_update();
+                match now {
+                    Phase::Connecting => {}
+                    Phase::Running if !args.idle => {
+                        // Every connection has settled by now.
+                        if let Some(held) = shared.held_in_circle.get(circle_index as usize) {
+                            friends_of_user = held.load(Ordering::Relaxed).saturating_sub(1);
+                        }
+                        let run_start_us = *start.borrow();
+                        let lag = Duration::from_micros(
+                            shared.clock.micros().saturating_sub(run_start_us),
+                        );
+                        let offset_s = ((user - 1) as f64 / args.rate) % period.as_secs_f64();
+                        let first_tick = Duration::from_secs_f64(offset_s).saturating_sub(lag);
+                        let mut interval = tokio::time::interval_at(
+                            tokio::time::Instant::now() + first_tick,
+                            period,
+                        );
+                        // Never catch up in a burst: that would trip the server's rate limit.
+                        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        ticker = Some(interval);
+                        sending = true;
+                    }
+                    Phase::Running => {}
+                    Phase::Draining => sending = false,
+                    Phase::Stop => break,
+                }
+            }
+            _ = async {
+                match ticker.as_mut() {
+                    Some(ticker) => ticker.tick().await,
+                    None => std::future::pending().await,
+                }
+            }, if sending => {
+                // The tick may win the race against the phase change: no update after the
+                // timed phase, or the drain could end before its pushes arrive.
+                if *phase.borrow() != Phase::Running {
+                    sending = false;
+                    continue;
+                }
+                offset = step(offset, &mut rng);
+                let now_us = shared.clock.micros();
+                // Record the instant before sending: the push can arrive before `send`
+                // returns.
+                if let Some(at) = shared.sent_at.get((user - 1) as usize) {
+                    at.store(now_us.max(1), Ordering::Release);
+                }
+                match ws.send(location(position(offset), shared.clock.unix_ms_at(now_us.max(1)))).await {
+                    Ok(()) => {
+                        c.updates_sent.fetch_add(1, Ordering::Relaxed);
+                        c.expected.fetch_add(friends_of_user, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        c.send_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Text(text))) => match serde_json::from_str::<Incoming<'_>>(text.as_str()) {
+                    Ok(message) => on_message(&shared, user, &message),
+                    Err(_) => shared.errors.add("(unparsable frame)"),
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map_or(1005, |f| u16::from(f.code));
+                    shared.closes.add(&code.to_string());
+                    c.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    shared.closes.add("(dropped)");
+                    c.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            },
+        }
+    }
+    // Best effort: the server sees a normal close rather than a reset.
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+}
+
+/// A random step of up to STEP_M metres, turned back towards the centre when it would leave
+/// the circle's disc.
+fn step(offset: (f64, f64), rng: &mut Rng) -> (f64, f64) {
+    let (dx, dy) = (rng.signed() * STEP_M, rng.signed() * STEP_M);
+    let (x, y) = (offset.0 + dx, offset.1 + dy);
+    if x.hypot(y) <= CIRCLE_SPREAD_M {
+        (x, y)
+    } else {
+        (
+            offset.0 - dx.abs() * offset.0.signum(),
+            offset.1 - dy.abs() * offset.1.signum(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_contiguous_and_tight() {
+        for value in [0u64, 1, 63, 64, 65, 100, 1_000, 12_345, 1 << 40, u64::MAX] {
+            let index = Histogram::index(value);
+            assert!(index < BUCKETS, "{value}");
+            assert!(Histogram::upper(index) >= value, "{value}");
+            if index > 0 {
+                assert!(Histogram::upper(index - 1) < value, "{value}");
+            }
+        }
+        let h = Histogram::new();
+        for v in 1..=1_000 {
+            h.record(v);
+        }
+        let p50 = h.quantile(0.5);
+        assert!((490..=530).contains(&p50), "{p50}");
+        assert_eq!(h.quantile(1.0), 1_000);
+    }
+
+    #[test]
+    fn circles_split_users() {
+        assert_eq!(circle_of(1, 10, 25), (0, 1, 10));
+        assert_eq!(circle_of(10, 10, 25), (0, 1, 10));
+        assert_eq!(circle_of(11, 10, 25), (1, 11, 20));
+        assert_eq!(circle_of(25, 10, 25), (2, 21, 25));
+    }
+
+    #[test]
+    fn steps_stay_in_the_disc() {
+        let mut rng = Rng::new(1);
+        let mut offset = (CIRCLE_SPREAD_M - 1.0, 0.0);
+        for _ in 0..100_000 {
+            offset = step(offset, &mut rng);
+            assert!(offset.0.hypot(offset.1) <= CIRCLE_SPREAD_M + STEP_M * 2.0);
+        }
+    }
+}
