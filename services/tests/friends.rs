@@ -284,6 +284,11 @@ async fn disconnect_and_silence_past_the_ttl_hide_a_friend() {
     recv(&mut bob).await;
     assert_location(&recv(&mut alice).await, 2);
     bob.close(None).await.unwrap();
+    // The server answers the close handshake (no abnormal 1006 on the client side).
+    let reply = tokio::time::timeout(Duration::from_secs(5), bob.next())
+        .await
+        .unwrap();
+    assert!(matches!(reply, Some(Ok(Message::Close(_)))), "{reply:?}");
     assert_gone(&recv(&mut alice).await, 2);
 
     // Connected but silent: gone after the TTL, and absent from a late snapshot.

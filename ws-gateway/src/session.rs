@@ -157,6 +157,11 @@ where
     );
 
     let end = session.serve(&mut socket).await;
+    if let End::ClientGone = end {
+        // The client's close frame was answered by tungstenite but the reply is only queued:
+        // flush it (bounded), or the client sees an abnormal closure (1006).
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.flush()).await;
+    }
     if let End::Close(code, reason) = end {
         let frame = CloseFrame {
             code,
