@@ -53,7 +53,7 @@ pub struct GatewayConfig {
     pub frame_burst: u32,
     /// Largest frame or message accepted, bytes (larger closes with 1009).
     pub max_message_bytes: usize,
-    /// Per-connection read buffer, bytes.
+    /// Per-connection read buffer, bytes (it grows for a larger message, up to the limit).
     pub read_buffer_bytes: usize,
     /// Per-connection write buffer, bytes: writes past it wait for the socket.
     pub write_buffer_bytes: usize,
@@ -76,8 +76,8 @@ impl Default for GatewayConfig {
             frame_rate_per_s: 10.0,
             frame_burst: 50,
             max_message_bytes: 4 * 1024,
-            read_buffer_bytes: 4 * 1024,
-            write_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 1024,
+            write_buffer_bytes: 1024,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             send_timeout: Duration::from_secs(10),
