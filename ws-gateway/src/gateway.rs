@@ -76,7 +76,7 @@ impl Default for GatewayConfig {
             frame_rate_per_s: 10.0,
             frame_burst: 50,
             max_message_bytes: 4 * 1024,
-            read_buffer_bytes: 1024,
+            read_buffer_bytes: 512,
             write_buffer_bytes: 1024,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),

@@ -428,6 +428,19 @@ fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|kb| kb.parse().ok())
 }
 
+/// CPU time the server has used (user + system), seconds, from /proc/PID/stat (in clock
+/// ticks, which Linux reports at USER_HZ = 100 per second).
+fn cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after its closing parenthesis are
+    // plain: state is field 3, utime field 14, stime field 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 // --- run --------------------------------------------------------------------------------
 
 /// Where the run is; every connection task watches it.
@@ -611,6 +624,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs_f64(args.settle.max(0.0))).await;
     let rss_held = args.server_pid.and_then(rss_kb);
 
+    let cpu_start = args.server_pid.and_then(cpu_s);
     let run_start_us = shared.clock.micros();
     shared
         .run_start_unix_ms
@@ -628,6 +642,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
     );
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
     let run_s = (shared.clock.micros() - run_start_us) as f64 / 1e6;
+    let server_cpu_s = args
+        .server_pid
+        .and_then(cpu_s)
+        .zip(cpu_start)
+        .map(|(end, start)| end - start);
     let _ = phase_tx.send(Phase::Draining);
     // Read what is still in flight; stop early once everything expected has arrived (after a
     // moment: updates being sent as the phase changed are not counted as expected yet).
@@ -662,6 +681,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             held_at_start,
             held_at_end,
             rss: [rss_before, rss_held, rss_end],
+            server_cpu_s,
         },
     );
     Ok(())
@@ -673,6 +693,8 @@ struct Figures {
     held_at_start: u64,
     held_at_end: u64,
     rss: [Option<u64>; 3],
+    /// Server CPU seconds used during the timed phase.
+    server_cpu_s: Option<f64>,
 }
 
 fn report(shared: &Shared, figures: &Figures) {
@@ -769,6 +791,18 @@ fn report(shared: &Shared, figures: &Figures) {
         );
     }
     println!("  errors       {errors:?}  closes {closes:?}");
+    if let Some(cpu) = figures.server_cpu_s {
+        println!(
+            "  server CPU   {cpu:.1} s in {:.1} s ({:.2} cores busy): {:.0} deliveries per server CPU second",
+            figures.run_s,
+            cpu / figures.run_s.max(1e-9),
+            if cpu > 0.0 {
+                delivered as f64 / cpu
+            } else {
+                0.0
+            }
+        );
+    }
     if let Some(pid) = args.server_pid {
         let show = |kb: Option<u64>| {
             kb.map_or("?".to_owned(), |kb| {
@@ -823,6 +857,11 @@ fn report(shared: &Shared, figures: &Figures) {
         "server_rss_bytes_per_connection": {
             "held": per_conn(rss_held), "end": per_conn(rss_end),
         },
+        "server_cpu_s": figures.server_cpu_s,
+        "server_cores_busy": figures.server_cpu_s.map(|cpu| cpu / figures.run_s.max(1e-9)),
+        "deliveries_per_server_cpu_s": figures.server_cpu_s
+            .filter(|cpu| *cpu > 0.0)
+            .map(|cpu| delivered as f64 / cpu),
     });
     println!("{json}");
 }
