@@ -167,11 +167,15 @@ where
             code,
             reason: reason.into(),
         };
-        // Best effort, bounded: the peer may be the reason we are closing.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            socket.send(Message::Close(Some(frame))),
-        )
+        // Best effort, bounded: the peer may be the reason we are closing. Then read (and
+        // discard) until the peer answers the close or goes away: dropping a socket with
+        // unread input makes the kernel reset the connection, and the peer could lose the
+        // close frame (and its code) to the reset.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            socket.send(Message::Close(Some(frame))).await?;
+            while socket.next().await.is_some() {}
+            Ok::<(), axum::Error>(())
+        })
         .await;
         tracing::debug!(
             user = session.user,
