@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a bearer token.
     Token(TokenArgs),
     /// Load a place file into PostgreSQL (creating or replacing businesses by id).
@@ -64,6 +64,17 @@ struct ServeArgs {
     /// by every node; without it they are in process (one node).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// This node's id among the gateway nodes sharing a Redis (default: host name and port).
+    #[arg(long, env = "NEARBY_NODE_ID")]
+    node_id: Option<String>,
+    /// The base URL clients reach this node at, advertised to the other nodes for redirects
+    /// (default: http://<listen address>, or the host name when listening on all addresses).
+    #[arg(long, env = "NEARBY_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// With Redis: a node that stops renewing its registration for this long is considered
+    /// dead and its users move to other nodes, milliseconds.
+    #[arg(long, env = "NEARBY_NODE_TTL_MS", default_value_t = 5_000)]
+    node_ttl_ms: u64,
     /// CSV file of mutual friendships (`user_id,friend_id` rows) to seed before serving.
     #[arg(long, env = "NEARBY_FRIENDS")]
     friends: Option<PathBuf>,
@@ -122,7 +133,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Token(args)) => token(&args),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::Import(args)) => import(&args),
         None => serve(cli.serve),
     }
@@ -253,7 +264,7 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
     // then mint tokens.
     state.set_development_mode(args.secret.secret.is_none());
     state.set_tile_url(args.tile_url.clone());
-    let gateway = start_gateway(&args, secret, state.store()).await?;
+    let gateway = start_gateway(&args, address, secret, state.store()).await?;
     state.attach_gateway(gateway);
 
     // Load in the background so /healthz answers at once and /readyz tells when it is done;
@@ -338,6 +349,7 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
 /// in Redis or in process, history in PostgreSQL when there is one; seeds `--friends`.
 async fn start_gateway(
     args: &ServeArgs,
+    listen: SocketAddr,
     secret: Secret,
     store: &Store,
 ) -> Result<nearby_ws_gateway::Gateway, String> {
@@ -351,7 +363,9 @@ async fn start_gateway(
     if args.location_ttl_s == 0 {
         return Err("--location-ttl-s must be at least 1".to_owned());
     }
+    let node = node_config(args, listen)?;
     let config = GatewayConfig {
+        node,
         radius_m: args.friend_radius_m,
         hysteresis_m: (args.friend_radius_m * 0.02).min(500.0),
         location_ttl: std::time::Duration::from_secs(args.location_ttl_s),
@@ -388,6 +402,64 @@ async fn start_gateway(
         tracing::info!(pairs = pairs.len(), added, "friendships seeded");
     }
     Ok(gateway)
+}
+
+/// This node's identity among the gateway nodes: `--node-id`, `--advertise-url` or defaults
+/// from the host name and the listening address.
+fn node_config(
+    args: &ServeArgs,
+    listen: SocketAddr,
+) -> Result<nearby_ws_gateway::membership::NodeConfig, String> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let id = match &args.node_id {
+        Some(id) => id.clone(),
+        None => format!("{host}-{}", listen.port()),
+    };
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(
+            "--node-id must be 1 to 64 characters of letters, digits, '-', '_' or '.'".to_owned(),
+        );
+    }
+    let advertise_url = match &args.advertise_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None if listen.ip().is_unspecified() => format!("http://{host}:{}", listen.port()),
+        None => format!("http://{listen}"),
+    };
+    // The URL travels in WebSocket close frames (4001, 1012), whose reason is at most 123
+    // bytes; with "/v1/ws" appended it must fit.
+    if !(advertise_url.starts_with("http://") || advertise_url.starts_with("https://"))
+        || advertise_url.len() > 100
+        || advertise_url.contains(char::is_whitespace)
+    {
+        return Err(
+            "--advertise-url must be an http:// or https:// base URL of at most 100 bytes"
+                .to_owned(),
+        );
+    }
+    if args.node_ttl_ms < 100 {
+        return Err("--node-ttl-ms must be at least 100".to_owned());
+    }
+    let heartbeat_ttl = std::time::Duration::from_millis(args.node_ttl_ms);
+    Ok(nearby_ws_gateway::membership::NodeConfig {
+        id,
+        advertise_url,
+        heartbeat_ttl,
+        // A tenth of the TTL, at most half a second: membership changes are seen quickly
+        // without polling Redis more than a few times a second.
+        poll_interval: (heartbeat_ttl / 10).clamp(
+            std::time::Duration::from_millis(20),
+            std::time::Duration::from_millis(500),
+        ),
+    })
 }
 
 /// Imports a place file into the database before the catalog is loaded from it.

@@ -17,7 +17,8 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 const HTTP_DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops accepting, lets
-/// in-flight requests finish and closes WebSocket sessions (1001) within a deadline.
+/// in-flight requests finish, leaves the gateway membership and closes WebSocket sessions
+/// (1012 with the user's next node, or 1001 when alone) within a deadline.
 ///
 /// Each connection is served by hyper's HTTP/1 server with a header read timeout (slow or
 /// idle clients are closed, see [`crate::state::Limits`]), a cap on the request head, and
@@ -90,12 +91,12 @@ pub async fn run(
         });
     }
     drop(listener);
-    // Upgraded connections are not HTTP connections any more: the gateway closes its
-    // sessions itself.
-    if let Some(gateway) = &gateway {
-        gateway.begin_shutdown();
-    }
     stop_tx.send_replace(true);
+    // Upgraded connections are not HTTP connections any more: the gateway closes its
+    // sessions itself, after leaving the membership so its users are taken by other nodes.
+    if let Some(gateway) = &gateway {
+        gateway.drain().await;
+    }
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(HTTP_DRAIN_DEADLINE, drain)
         .await

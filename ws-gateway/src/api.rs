@@ -11,7 +11,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -137,6 +137,7 @@ impl FromRequestParts<Gateway> for Me {
 pub fn router(gateway: Gateway) -> Router {
     Router::new()
         .route("/v1/ws", get(connect))
+        .route("/v1/gateway", get(locate))
         .route("/v1/me/friends", get(list_friends))
         .route(
             "/v1/me/friends/{user_id}",
@@ -160,12 +161,14 @@ pub struct TokenQuery {
     params(("token" = Option<String>, Query, description = "bearer token, for clients that cannot set the Authorization header")),
     responses(
         (status = 101, description = "switched to the WebSocket protocol (see the README for the messages)"),
+        (status = 307, description = "another node serves this user: reconnect to the `Location` (the query string is kept)", body = GatewayNode),
         (status = 400, description = "not a WebSocket upgrade request"),
         (status = 401, description = "missing, forged or expired token"),
         (status = 503, description = "the friend store is unavailable")),
     security(("bearer" = [])))]
 pub async fn connect(
     State(gateway): State<Gateway>,
+    uri: Uri,
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -190,6 +193,31 @@ pub async fn connect(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         GatewayError::unauthorized(message)
     })?;
+    let membership = gateway.membership();
+    if !membership.owns(user) {
+        // Another node serves this user: send the client there, keeping its query string
+        // (a browser's token travels in it).
+        let owner = membership.owner(user);
+        let mut location = owner.websocket_url();
+        if let Some(query) = uri.query() {
+            location.push('?');
+            location.push_str(query);
+        }
+        gateway
+            .metrics()
+            .redirected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = Json(GatewayNode {
+            node_id: owner.id().to_owned(),
+            url: owner.websocket_url(),
+        });
+        return Ok((
+            StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, location)],
+            body,
+        )
+            .into_response());
+    }
     let upgrade = upgrade.map_err(|rejection| {
         GatewayError::new(
             StatusCode::BAD_REQUEST,
@@ -214,6 +242,30 @@ pub async fn connect(
         .max_message_size(config.max_message_bytes)
         .max_frame_size(config.max_message_bytes)
         .on_upgrade(move |socket| session::run(gateway, start, socket)))
+}
+
+/// The node that serves a user's WebSocket.
+#[derive(Serialize, ToSchema)]
+pub struct GatewayNode {
+    /// The node's id.
+    node_id: String,
+    /// Its WebSocket URL (`ws://` or `wss://`, path `/v1/ws`).
+    url: String,
+}
+
+/// `GET /v1/gateway`: the node that serves the user's WebSocket (the owner of the user id
+/// among the live nodes; this node when it runs alone).
+#[utoipa::path(get, path = "/v1/gateway", tag = "friends",
+    responses(
+        (status = 200, description = "where to open the user's WebSocket", body = GatewayNode),
+        (status = 401, description = "missing or invalid token")),
+    security(("bearer" = [])))]
+pub async fn locate(State(gateway): State<Gateway>, Me(me): Me) -> Json<GatewayNode> {
+    let owner = gateway.membership().owner(me);
+    Json(GatewayNode {
+        node_id: owner.id().to_owned(),
+        url: owner.websocket_url(),
+    })
 }
 
 fn user_id(raw: &str) -> Result<u64, GatewayError> {

@@ -8,6 +8,7 @@ use crate::event::{Event, Topic};
 use crate::friends::FriendStore;
 use crate::history::History;
 use crate::hub::Hub;
+use crate::membership::{Member, Membership, NodeConfig};
 use crate::metrics::GatewayMetrics;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -63,6 +64,9 @@ pub struct GatewayConfig {
     pub idle_timeout: Duration,
     /// A push that cannot be written this long closes the connection (the client is stuck).
     pub send_timeout: Duration,
+    /// This node's id, advertised URL and membership timings (used with Redis, where
+    /// several nodes share the users).
+    pub node: NodeConfig,
 }
 
 impl Default for GatewayConfig {
@@ -81,6 +85,7 @@ impl Default for GatewayConfig {
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             send_timeout: Duration::from_secs(10),
+            node: NodeConfig::default(),
         }
     }
 }
@@ -110,6 +115,7 @@ struct Inner {
     history: History,
     metrics: Arc<GatewayMetrics>,
     authenticator: Box<dyn Authenticator>,
+    membership: Arc<Membership>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -144,7 +150,7 @@ impl Gateway {
     ) -> Result<Gateway, BusError> {
         let metrics = Arc::new(GatewayMetrics::default());
         let hub = Arc::new(Hub::default());
-        let (bus, cache) = match backend {
+        let (bus, cache, membership) = match backend {
             Backend::Local => {
                 metrics.bus_up.store(1, Ordering::Relaxed);
                 let cache = LocationCache::memory(config.location_ttl);
@@ -161,7 +167,12 @@ impl Gateway {
                         }
                     });
                 }
-                (Bus::Local(Arc::clone(&hub), Arc::clone(&metrics)), cache)
+                let me = Member::new(config.node.id.clone(), config.node.advertise_url.clone());
+                (
+                    Bus::Local(Arc::clone(&hub), Arc::clone(&metrics)),
+                    cache,
+                    Membership::single(me),
+                )
             }
             Backend::Redis(url) => {
                 let bus = RedisBus::connect(&url, Arc::clone(&hub), Arc::clone(&metrics)).await?;
@@ -169,9 +180,23 @@ impl Gateway {
                     connection: bus.connection(),
                     ttl: config.location_ttl,
                 };
-                (Bus::Redis(bus), cache)
+                let membership = Membership::redis(&config.node, bus.connection()).await;
+                (Bus::Redis(bus), cache, membership)
             }
         };
+        let mut members = membership.subscribe();
+        let nodes_metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            loop {
+                let count = members.borrow_and_update().len();
+                nodes_metrics
+                    .nodes
+                    .store(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+                if members.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
         let history = match history_pool {
             Some(pool) => History::postgres(pool, Arc::clone(&metrics)),
             None => History::off(Arc::clone(&metrics)),
@@ -187,6 +212,7 @@ impl Gateway {
                 history,
                 metrics,
                 authenticator: Box::new(authenticator),
+                membership,
                 shutdown,
             }),
         })
@@ -269,9 +295,29 @@ impl Gateway {
             .await
     }
 
-    /// Starts closing every session (1001, going away); see [`Gateway::drained`].
+    /// Which nodes are alive and which one owns each user.
+    pub fn membership(&self) -> &Arc<Membership> {
+        &self.inner.membership
+    }
+
+    /// Starts closing every session (1001 going away, or 1012 naming the user's next node
+    /// when other nodes remain); see [`Gateway::drained`].
     pub fn begin_shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+    }
+
+    /// Drains the node: leaves the membership (so other nodes take its users), waits until
+    /// the other nodes have seen that (two poll intervals), then starts closing every session
+    /// with 1012 and the user's new node. See [`Gateway::drained`].
+    pub async fn drain(&self) {
+        let membership = &self.inner.membership;
+        if membership.is_clustered() {
+            membership.leave().await;
+            // Clients move as soon as their session closes: if they arrived before the
+            // other nodes saw this one leave, they would be redirected back here.
+            tokio::time::sleep(self.inner.config.node.poll_interval * 2).await;
+        }
+        self.begin_shutdown();
     }
 
     /// A receiver that turns true when the gateway shuts down.

@@ -23,6 +23,8 @@
 //! - [`friends`] and [`friends_pg`]: friendships, requests and sharing, in memory or in
 //!   PostgreSQL.
 //! - [`history`]: location history appended to PostgreSQL in batches through a bounded queue.
+//! - [`membership`]: which gateway nodes are alive (heartbeat keys in Redis) and which one
+//!   owns each user; [`ring`]: the rendezvous hashing that decides it.
 //! - [`metrics`]: Prometheus counters appended to the service's `/metrics`.
 //! - [`clock`]: Unix milliseconds and RFC 3339.
 
@@ -36,8 +38,10 @@ pub mod friends_pg;
 pub mod gateway;
 pub mod history;
 pub mod hub;
+pub mod membership;
 pub mod metrics;
 pub mod protocol;
+pub mod ring;
 pub mod session;
 
 pub use gateway::{Authenticator, Backend, DEFAULT_RADIUS_M, Gateway, GatewayConfig};

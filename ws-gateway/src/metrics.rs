@@ -57,6 +57,12 @@ pub struct GatewayMetrics {
     pub history_dropped: AtomicU64,
     /// Location history rows waiting.
     pub history_queued: AtomicI64,
+    /// Sessions closed so their user reconnects to another node (4001 moved, 1012 drain).
+    pub sessions_moved: AtomicU64,
+    /// Upgrades redirected (307) to the node that owns the user.
+    pub redirected: AtomicU64,
+    /// Live gateway nodes in this node's view of the membership.
+    pub nodes: AtomicI64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -77,7 +83,17 @@ impl GatewayMetrics {
 
     /// Appends the metrics in the text exposition format.
     pub fn render(&self, out: &mut String) {
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 16] = [
+            (
+                "nearby_ws_sessions_moved_total",
+                "sessions closed so the user reconnects to its owner node (4001, 1012)",
+                &self.sessions_moved,
+            ),
+            (
+                "nearby_ws_redirected_total",
+                "WebSocket upgrades redirected to the node that owns the user",
+                &self.redirected,
+            ),
             (
                 "nearby_ws_sessions_opened_total",
                 "WebSocket sessions opened",
@@ -156,7 +172,12 @@ impl GatewayMetrics {
                 value.load(Ordering::Relaxed)
             );
         }
-        let gauges: [(&str, &str, &AtomicI64); 4] = [
+        let gauges: [(&str, &str, &AtomicI64); 5] = [
+            (
+                "nearby_gateway_nodes",
+                "live gateway nodes in this node's view of the membership",
+                &self.nodes,
+            ),
             (
                 "nearby_ws_sessions",
                 "open WebSocket sessions",

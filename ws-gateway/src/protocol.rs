@@ -17,8 +17,14 @@ pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// Close code for a client that stopped reading (its pushes could not be written in time) or
 /// stopped answering pings.
 pub const CLOSE_UNRESPONSIVE: u16 = 1001;
-/// Close code when the server shuts down.
+/// Close code when the server shuts down and no other node can take the session.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code when the node drains (SIGTERM) and other nodes remain: the reason is the
+/// WebSocket URL of the user's next owner; reconnect there.
+pub const CLOSE_SERVICE_RESTART: u16 = 1012;
+/// Close code when another node now owns the user (the membership changed): the reason is
+/// that node's WebSocket URL; reconnect there.
+pub const CLOSE_MOVED: u16 = 4001;
 
 /// How far a client timestamp may run ahead of the server clock, in milliseconds.
 pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;

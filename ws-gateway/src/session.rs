@@ -17,13 +17,14 @@ use crate::friends::Sharing;
 use crate::gateway::Gateway;
 use crate::hub::Mailbox;
 use crate::protocol::{
-    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, CLOSE_PROTOCOL_ERROR,
-    CLOSE_TOO_BIG, CLOSE_UNRESPONSIVE, ClientMessage, Fix, FriendView, MessageError, ServerMessage,
-    parse_client_message,
+    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_MOVED, CLOSE_POLICY_VIOLATION,
+    CLOSE_PROTOCOL_ERROR, CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_UNRESPONSIVE, ClientMessage,
+    Fix, FriendView, MessageError, ServerMessage, parse_client_message,
 };
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use geo_index::LatLng;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -80,14 +81,15 @@ enum Wake {
     SharingFlip,
     Ping,
     Shutdown,
+    Membership,
 }
 
 /// Why a session ended, for logs and close frames.
 enum End {
     /// The client closed or the connection dropped.
     ClientGone,
-    /// Close with this code and reason.
-    Close(u16, &'static str),
+    /// Close with this code and reason (at most 123 bytes, the WebSocket limit).
+    Close(u16, Cow<'static, str>),
 }
 
 /// What the user's friendships and sharing were when the session started (loaded before the
@@ -165,7 +167,7 @@ where
     if let End::Close(code, reason) = end {
         let frame = CloseFrame {
             code,
-            reason: reason.into(),
+            reason: reason.to_string().into(),
         };
         // Best effort, bounded: the peer may be the reason we are closing. Then read (and
         // discard) until the peer answers the close or goes away: dropping a socket with
@@ -180,7 +182,7 @@ where
         tracing::debug!(
             user = session.user,
             code,
-            reason,
+            reason = %reason,
             "session closed by server"
         );
     }
@@ -228,6 +230,9 @@ impl Session {
     {
         let config = self.gateway.config().clone();
         let mut shutdown = self.gateway.shutdown_signal();
+        let mut members = self.gateway.membership().subscribe();
+        // A node may have joined between the upgrade's ownership check and now.
+        members.mark_changed();
         let mut ping = tokio::time::interval(config.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await; // the first tick is immediate
@@ -242,6 +247,7 @@ impl Session {
                 () = sleep_until_opt(flip) => Wake::SharingFlip,
                 _ = ping.tick() => Wake::Ping,
                 _ = shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
+                Ok(()) = members.changed() => Wake::Membership,
             };
             let step = match wake {
                 Wake::Frame(frame) => self.on_frame(frame).await,
@@ -266,14 +272,15 @@ impl Session {
                         .fetch_add(1, Ordering::Relaxed);
                     Some(End::Close(
                         CLOSE_UNRESPONSIVE,
-                        "no message or pong within the idle timeout",
+                        "no message or pong within the idle timeout".into(),
                     ))
                 }
                 Wake::Ping => self
                     .send_now(socket, Message::Ping(Default::default()))
                     .await
                     .err(),
-                Wake::Shutdown => Some(End::Close(CLOSE_GOING_AWAY, "server shutting down")),
+                Wake::Shutdown => Some(self.shutdown_close()),
+                Wake::Membership => self.moved(),
             };
             if let Some(end) = step {
                 return end;
@@ -282,6 +289,47 @@ impl Session {
                 return end;
             }
         }
+    }
+
+    /// How a session ends when its node shuts down: with other nodes to move to, 1012
+    /// (service restart) naming the user's next owner; alone, 1001 (going away).
+    fn shutdown_close(&self) -> End {
+        let membership = self.gateway.membership();
+        if !membership.is_clustered() {
+            return End::Close(CLOSE_GOING_AWAY, "server shutting down".into());
+        }
+        self.gateway
+            .metrics()
+            .sessions_moved
+            .fetch_add(1, Ordering::Relaxed);
+        match membership.successor(self.user) {
+            Some(next) => End::Close(CLOSE_SERVICE_RESTART, next.websocket_url().into()),
+            None => End::Close(CLOSE_SERVICE_RESTART, "server restarting".into()),
+        }
+    }
+
+    /// After a membership change: if another node now owns the user, ends the session with
+    /// 4001 and that node's WebSocket URL, so the client reconnects there.
+    fn moved(&self) -> Option<End> {
+        let membership = self.gateway.membership();
+        if membership.is_leaving() {
+            // The drain closes every session itself (1012).
+            return None;
+        }
+        let owner = membership.owner(self.user);
+        if owner.id() == membership.me().id() {
+            return None;
+        }
+        self.gateway
+            .metrics()
+            .sessions_moved
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            user = self.user,
+            owner = owner.id(),
+            "user moved to another node"
+        );
+        Some(End::Close(CLOSE_MOVED, owner.websocket_url().into()))
     }
 
     /// When the user's timed sharing setting flips, if it is still ahead.
@@ -309,7 +357,7 @@ impl Session {
                         .fetch_add(1, Ordering::Relaxed);
                     return Some(End::Close(
                         CLOSE_POLICY_VIOLATION,
-                        "message rate limit exceeded",
+                        "message rate limit exceeded".into(),
                     ));
                 }
                 if text.len() > self.gateway.config().max_message_bytes {
@@ -317,7 +365,7 @@ impl Session {
                         .metrics()
                         .closed_abuse
                         .fetch_add(1, Ordering::Relaxed);
-                    return Some(End::Close(CLOSE_TOO_BIG, "message too big"));
+                    return Some(End::Close(CLOSE_TOO_BIG, "message too big".into()));
                 }
                 match parse_client_message(text.as_str(), clock::now_ms()) {
                     Ok(ClientMessage::Location(fix)) => {
@@ -341,7 +389,7 @@ impl Session {
                         .fetch_add(1, Ordering::Relaxed);
                     return Some(End::Close(
                         CLOSE_POLICY_VIOLATION,
-                        "message rate limit exceeded",
+                        "message rate limit exceeded".into(),
                     ));
                 }
                 self.refuse(MessageError::new(
@@ -360,13 +408,14 @@ impl Session {
             .and_then(|source| source.downcast_ref::<tungstenite::Error>());
         let end = match cause {
             Some(tungstenite::Error::Capacity(_)) => {
-                End::Close(CLOSE_TOO_BIG, "frame or message over the size limit")
+                End::Close(CLOSE_TOO_BIG, "frame or message over the size limit".into())
             }
-            Some(tungstenite::Error::Utf8(_)) => {
-                End::Close(CLOSE_INVALID_PAYLOAD, "text frame is not valid UTF-8")
-            }
+            Some(tungstenite::Error::Utf8(_)) => End::Close(
+                CLOSE_INVALID_PAYLOAD,
+                "text frame is not valid UTF-8".into(),
+            ),
             Some(tungstenite::Error::Protocol(_)) => {
-                End::Close(CLOSE_PROTOCOL_ERROR, "websocket protocol violation")
+                End::Close(CLOSE_PROTOCOL_ERROR, "websocket protocol violation".into())
             }
             _ => return End::ClientGone,
         };
@@ -663,7 +712,7 @@ impl Session {
                     .fetch_add(1, Ordering::Relaxed);
                 Err(End::Close(
                     CLOSE_UNRESPONSIVE,
-                    "pushes could not be delivered in time",
+                    "pushes could not be delivered in time".into(),
                 ))
             }
         }
@@ -705,7 +754,7 @@ impl Session {
                     .fetch_add(1, Ordering::Relaxed);
                 Err(End::Close(
                     CLOSE_UNRESPONSIVE,
-                    "pushes could not be delivered in time",
+                    "pushes could not be delivered in time".into(),
                 ))
             }
         }

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         super::health::readyz,
         super::health::metrics,
         nearby_ws_gateway::api::connect,
+        nearby_ws_gateway::api::locate,
         nearby_ws_gateway::api::request_friend,
         nearby_ws_gateway::api::list_requests,
         nearby_ws_gateway::api::accept_friend,
