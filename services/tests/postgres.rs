@@ -818,3 +818,172 @@ async fn location_history_waits_out_a_database_outage() {
     assert_eq!(rows, 500);
     assert_eq!(metrics.history_queued.load(Ordering::Relaxed), 0);
 }
+
+/// A `nearby serve --database-url` process on a free port.
+struct ServeProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl ServeProcess {
+    async fn start(database_url: &str) -> ServeProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_nearby"))
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--database-url", database_url])
+            .args(["--secret", std::str::from_utf8(&[7; 32]).unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut process = ServeProcess { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(
+                process.child.try_wait().unwrap().is_none(),
+                "nearby exited early"
+            );
+            if process.call("GET", "/readyz", None, None).await.0 == 200 {
+                return process;
+            }
+            assert!(Instant::now() < deadline, "nearby not ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// One HTTP/1.1 request on a fresh connection: status and JSON body (0 if refused).
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return (0, Value::Null);
+        };
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(token) = token {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str("Content-Type: application/json\r\n");
+        }
+        request.push_str("\r\n");
+        request.push_str(&body);
+        if stream.write_all(request.as_bytes()).await.is_err() {
+            return (0, Value::Null);
+        }
+        let mut response = Vec::new();
+        if stream.read_to_end(&mut response).await.is_err() || response.len() < 12 {
+            return (0, Value::Null);
+        }
+        let text = String::from_utf8_lossy(&response);
+        let status = text[9..12].parse().unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// SIGKILL: no shutdown path runs, nothing is flushed.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_acknowledged_survives_a_killed_process() {
+    let db = TestPostgres::start();
+    let secret = Secret::new(vec![7; 32]).unwrap();
+    let user = |id: u64| secret.mint(id, false, 3_600, unix_now());
+    let admin = secret.mint(1, true, 3_600, unix_now());
+    let (alice, bob, carol, dave) = (user(11), user(12), user(13), user(14));
+
+    let node = ServeProcess::start(&db.url()).await;
+    let created = node
+        .call(
+            "POST",
+            "/v1/businesses",
+            Some(&admin),
+            Some(json!({"id": "k1", "name": "Kept", "latitude": 10.0, "longitude": 20.0})),
+        )
+        .await;
+    assert_eq!(created.0, 201, "{}", created.1);
+    // Alice and Bob become friends; Carol asks Alice (pending); Alice and Dave were friends
+    // and are not any more; Bob hides until a time far ahead.
+    for (path, token) in [
+        ("/v1/me/friend-requests/12", &alice),
+        ("/v1/me/friend-requests/11", &carol),
+        ("/v1/me/friend-requests/14", &alice),
+    ] {
+        assert_eq!(node.call("POST", path, Some(token), None).await.0, 202);
+    }
+    assert_eq!(
+        node.call("PUT", "/v1/me/friends/11", Some(&bob), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        node.call("PUT", "/v1/me/friends/11", Some(&dave), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        node.call("DELETE", "/v1/me/friends/14", Some(&alice), None)
+            .await
+            .0,
+        204
+    );
+    let hidden = json!({"enabled": false, "until": "2099-01-01T00:00:00Z"});
+    assert_eq!(
+        node.call("PUT", "/v1/me/sharing", Some(&bob), Some(hidden))
+            .await
+            .0,
+        200
+    );
+    node.kill();
+
+    let node = ServeProcess::start(&db.url()).await;
+    let (status, business) = node.call("GET", "/v1/businesses/k1", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(business["name"], "Kept");
+    assert_eq!(
+        node.call("GET", "/v1/me/friends", Some(&alice), None)
+            .await
+            .1,
+        json!({"friends": [12]})
+    );
+    assert_eq!(
+        node.call("GET", "/v1/me/friends", Some(&dave), None)
+            .await
+            .1,
+        json!({"friends": []})
+    );
+    assert_eq!(
+        node.call("GET", "/v1/me/friend-requests", Some(&alice), None)
+            .await
+            .1,
+        json!({"incoming": [13], "outgoing": []})
+    );
+    let (_, sharing) = node.call("GET", "/v1/me/sharing", Some(&bob), None).await;
+    assert_eq!(sharing["enabled"], false, "{sharing}");
+    assert_eq!(sharing["until"], "2099-01-01T00:00:00.000Z", "{sharing}");
+}
