@@ -637,16 +637,16 @@ async fn two_nodes_share_one_redis() {
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
         .arg("NUMSUB")
-        .arg("nearby:loc:1")
-        .arg("nearby:loc:2")
+        .arg("nearby:loc:{1}")
+        .arg("nearby:loc:{2}")
         .query_async(&mut connection)
         .await
         .unwrap();
     assert_eq!(
         counts,
         vec![
-            ("nearby:loc:1".to_owned(), 1),
-            ("nearby:loc:2".to_owned(), 1)
+            ("nearby:loc:{1}".to_owned(), 1),
+            ("nearby:loc:{2}".to_owned(), 1)
         ]
     );
 

@@ -2,7 +2,8 @@
 //!
 //! - `Memory` (embedded): a map with deadlines; expired entries are never returned and are
 //!   purged periodically.
-//! - `Redis`: `SET nearby:last:{id} <25-byte payload> PX ttl` and one `MGET` per snapshot.
+//! - `Redis`: `SET nearby:last:{<id>} <25-byte payload> PX ttl` and one `MGET` per snapshot
+//!   (the braces make the user id a Redis Cluster hash tag, the slot of the user's channels).
 
 use crate::event::Event;
 use crate::protocol::Fix;
@@ -14,10 +15,10 @@ use std::time::{Duration, Instant};
 /// The Redis key of a user's cached location.
 ///
 /// ```
-/// assert_eq!(nearby_ws_gateway::cache::key(5), "nearby:last:5");
+/// assert_eq!(nearby_ws_gateway::cache::key(5), "nearby:last:{5}");
 /// ```
 pub fn key(user: u64) -> String {
-    format!("nearby:last:{user}")
+    format!("nearby:last:{{{user}}}")
 }
 
 /// A cache operation that could not be done.

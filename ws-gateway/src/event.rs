@@ -10,10 +10,13 @@ use geo_index::LatLng;
 
 /// A bus channel.
 ///
+/// The user id is a Redis Cluster hash tag (`{42}`): a user's channels and cached location
+/// (`nearby:last:{42}`) map to one slot, so one shard serves all of a user's traffic.
+///
 /// ```
 /// use nearby_ws_gateway::event::Topic;
-/// assert_eq!(Topic::Location(42).channel(), "nearby:loc:42");
-/// assert_eq!(Topic::parse_channel(b"nearby:ctl:7"), Some(Topic::Control(7)));
+/// assert_eq!(Topic::Location(42).channel(), "nearby:loc:{42}");
+/// assert_eq!(Topic::parse_channel(b"nearby:ctl:{7}"), Some(Topic::Control(7)));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Topic {
@@ -43,12 +46,12 @@ impl Topic {
     ///
     /// ```
     /// # use nearby_ws_gateway::event::Topic;
-    /// assert_eq!(Topic::Control(3).channel(), "nearby:ctl:3");
+    /// assert_eq!(Topic::Control(3).channel(), "nearby:ctl:{3}");
     /// ```
     pub fn channel(self) -> String {
         match self {
-            Topic::Location(user) => format!("{LOCATION_PREFIX}{user}"),
-            Topic::Control(user) => format!("{CONTROL_PREFIX}{user}"),
+            Topic::Location(user) => format!("{LOCATION_PREFIX}{{{user}}}"),
+            Topic::Control(user) => format!("{CONTROL_PREFIX}{{{user}}}"),
         }
     }
 
@@ -56,16 +59,20 @@ impl Topic {
     ///
     /// ```
     /// # use nearby_ws_gateway::event::Topic;
-    /// assert_eq!(Topic::parse_channel(b"nearby:loc:18446744073709551615"), Some(Topic::Location(u64::MAX)));
-    /// assert_eq!(Topic::parse_channel(b"nearby:loc:-1"), None);
+    /// assert_eq!(Topic::parse_channel(b"nearby:loc:{18446744073709551615}"), Some(Topic::Location(u64::MAX)));
+    /// assert_eq!(Topic::parse_channel(b"nearby:loc:{-1}"), None);
+    /// assert_eq!(Topic::parse_channel(b"nearby:loc:1"), None);
     /// ```
     pub fn parse_channel(channel: &[u8]) -> Option<Topic> {
         let text = std::str::from_utf8(channel).ok()?;
-        if let Some(user) = text.strip_prefix(LOCATION_PREFIX) {
-            return user.parse().ok().map(Topic::Location);
+        let tagged = |rest: &str| -> Option<u64> {
+            rest.strip_prefix('{')?.strip_suffix('}')?.parse().ok()
+        };
+        if let Some(rest) = text.strip_prefix(LOCATION_PREFIX) {
+            return tagged(rest).map(Topic::Location);
         }
-        if let Some(user) = text.strip_prefix(CONTROL_PREFIX) {
-            return user.parse().ok().map(Topic::Control);
+        if let Some(rest) = text.strip_prefix(CONTROL_PREFIX) {
+            return tagged(rest).map(Topic::Control);
         }
         None
     }
