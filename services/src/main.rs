@@ -64,6 +64,15 @@ struct ServeArgs {
     /// by every node; without it they are in process (one node).
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// Redis Cluster nodes (`host:port,host:port,...`, some or all masters) for the bus
+    /// (sharded pub/sub), the location cache and the membership, instead of `--redis-url`.
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER",
+        value_delimiter = ',',
+        conflicts_with = "redis_url"
+    )]
+    redis_cluster: Vec<String>,
     /// This node's id among the gateway nodes sharing a Redis (default: host name and port).
     #[arg(long, env = "NEARBY_NODE_ID")]
     node_id: Option<String>,
@@ -382,9 +391,21 @@ async fn start_gateway(
         ),
         Store::Memory(_) => (FriendStore::memory(), None),
     };
-    let backend = match &args.redis_url {
-        Some(url) => Backend::Redis(url.clone()),
-        None => Backend::Local,
+    let backend = match (&args.redis_url, args.redis_cluster.as_slice()) {
+        (_, [_, ..]) => {
+            let nodes: Vec<String> = args
+                .redis_cluster
+                .iter()
+                .map(|node| node.trim().to_owned())
+                .filter(|node| !node.is_empty())
+                .collect();
+            if nodes.is_empty() {
+                return Err("--redis-cluster needs at least one host:port".to_owned());
+            }
+            Backend::RedisCluster(nodes)
+        }
+        (Some(url), []) => Backend::Redis(url.clone()),
+        (None, []) => Backend::Local,
     };
     let gateway = Gateway::start(config, secret, friends, backend, history_pool)
         .await

@@ -6,12 +6,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster_support;
 #[path = "support/redis.rs"]
 mod redis_support;
 
 use futures_util::{SinkExt, StreamExt};
 use nearby_services::auth::{Secret, unix_now};
 use nearby_ws_gateway::membership::{Member, Members};
+use redis_cluster_support::TestRedisCluster;
 use redis_support::TestRedis;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -67,14 +70,16 @@ struct NodeProcess {
 }
 
 impl NodeProcess {
-    fn start(id: &str, redis: &TestRedis, dir: &Path) -> NodeProcess {
+    /// Starts node `id` on the Redis given by `redis` (`--redis-url ...` or
+    /// `--redis-cluster ...`).
+    fn start(id: &str, redis: &[String], dir: &Path) -> NodeProcess {
         let port = free_port();
         let log = dir.join(format!("{id}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_nearby"))
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--secret", SECRET])
-            .args(["--redis-url", &redis.url()])
+            .args(redis)
             .args(["--node-id", id])
             .args(["--advertise-url", &format!("http://127.0.0.1:{port}")])
             .args(["--node-ttl-ms", &NODE_TTL_MS.to_string()])
@@ -194,6 +199,16 @@ impl Drop for NodeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The flags that point a node at a Redis server.
+fn single(redis: &TestRedis) -> Vec<String> {
+    vec!["--redis-url".to_owned(), redis.url()]
+}
+
+/// The flags that point a node at a Redis Cluster.
+fn sharded(cluster: &TestRedisCluster) -> Vec<String> {
+    vec!["--redis-cluster".to_owned(), cluster.seeds()]
 }
 
 /// A temp dir with a one-place file and the friendships of the test.
@@ -316,6 +331,7 @@ async fn friends_on_two_nodes_meet_through_redirects_and_both_devices_hear() {
     let bob = user_owned_by(&ids, "n2", 1);
     let dir = workdir("redirect", &[(alice, bob)]);
     let redis = TestRedis::start();
+    let redis = single(&redis);
     let mut n1 = NodeProcess::start("n1", &redis, &dir);
     let mut n2 = NodeProcess::start("n2", &redis, &dir);
     n1.wait_ready().await;
@@ -365,6 +381,7 @@ async fn a_joining_node_takes_its_users_with_4001_and_they_carry_on() {
         .unwrap();
     let dir = workdir("join", &[(carol, dave)]);
     let redis = TestRedis::start();
+    let redis = single(&redis);
     let mut n1 = NodeProcess::start("n1", &redis, &dir);
     let mut n2 = NodeProcess::start("n2", &redis, &dir);
     n1.wait_ready().await;
@@ -406,6 +423,7 @@ async fn sigterm_drains_a_node_its_users_move_and_nothing_is_lost() {
     let frank = user_owned_by(&ids, "n2", 1);
     let dir = workdir("drain", &[(erin, frank)]);
     let redis = TestRedis::start();
+    let redis = single(&redis);
     let mut n1 = NodeProcess::start("n1", &redis, &dir);
     let mut n2 = NodeProcess::start("n2", &redis, &dir);
     n1.wait_ready().await;
@@ -452,6 +470,7 @@ async fn a_killed_nodes_users_rehome_within_the_heartbeat_ttl() {
     let heidi = user_owned_by(&ids, "n2", 1);
     let dir = workdir("kill", &[(grace, heidi)]);
     let redis = TestRedis::start();
+    let redis = single(&redis);
     let mut n1 = NodeProcess::start("n1", &redis, &dir);
     let mut n2 = NodeProcess::start("n2", &redis, &dir);
     n1.wait_ready().await;
@@ -476,4 +495,122 @@ async fn a_killed_nodes_users_rehome_within_the_heartbeat_ttl() {
         rehomed <= Duration::from_millis(NODE_TTL_MS + 1_000),
         "re-homed after {rehomed:?}"
     );
+}
+
+/// Users `count` owned one by each of `nodes`, whose channels live on distinct shards of
+/// `cluster` where the shards allow it.
+fn spread_users(cluster: &TestRedisCluster, nodes: &[&str]) -> Vec<u64> {
+    let mut chosen: Vec<u64> = Vec::new();
+    let mut shards: Vec<u16> = Vec::new();
+    for node in nodes {
+        let user = (1..)
+            .find(|&user| {
+                owner_among(nodes, user) == *node
+                    && !chosen.contains(&user)
+                    && !shards.contains(&cluster.owner_of(cluster.slot(&format!("{{{user}}}"))))
+            })
+            .unwrap();
+        shards.push(cluster.owner_of(cluster.slot(&format!("{{{user}}}"))));
+        chosen.push(user);
+    }
+    chosen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_friends_on_three_nodes_and_three_shards_meet() {
+    let cluster = tokio::task::block_in_place(|| TestRedisCluster::start(3));
+    let ids = ["n1", "n2", "n3"];
+    let users = tokio::task::block_in_place(|| spread_users(&cluster, &ids));
+    let (u1, u2, u3) = (users[0], users[1], users[2]);
+    let dir = workdir("sharded", &[(u1, u2), (u1, u3), (u2, u3)]);
+    let redis = sharded(&cluster);
+    let mut nodes = Vec::new();
+    for id in ids {
+        nodes.push(NodeProcess::start(id, &redis, &dir));
+    }
+    for node in &mut nodes {
+        node.wait_ready().await;
+    }
+    for node in &nodes {
+        for (user, owner) in [(u1, "n1"), (u2, "n2"), (u3, "n3")] {
+            node.wait_owner(user, owner, Duration::from_secs(5)).await;
+        }
+    }
+    let location = redirected(&nodes[0].ws_url(), u3).await;
+    assert!(location.starts_with(&nodes[2].ws_url()), "{location}");
+    let mut ws1 = nodes[0].connect(u1).await;
+    let mut ws2 = nodes[1].connect(u2).await;
+    let mut ws3 = connect_to(&nodes[2].ws_url(), u3).await;
+    assert!(locate(&mut ws1, PARIS).await.is_empty());
+    assert_eq!(locate(&mut ws2, north(100.0)).await, [u1]);
+    // One snapshot reads cached locations living on two different shards.
+    assert_eq!(locate(&mut ws3, north(200.0)).await, [u2, u1]);
+    send_location(&mut ws1, north(50.0)).await;
+    expect_location(&mut ws2, u1, north(50.0).0).await;
+    expect_location(&mut ws3, u1, north(50.0).0).await;
+    send_location(&mut ws3, north(60.0)).await;
+    expect_location(&mut ws1, u3, north(60.0).0).await;
+    expect_location(&mut ws2, u3, north(60.0).0).await;
+    // Sharded pub/sub: each channel is subscribed on its own shard, once per node.
+    let channel = format!("nearby:loc:{{{u1}}}");
+    let shard = cluster.owner_of(cluster.slot(&channel));
+    let numsub = cluster.cli(shard, &["PUBSUB", "SHARDNUMSUB", &channel]);
+    assert_eq!(
+        numsub.lines().collect::<Vec<_>>(),
+        [channel.as_str(), "2"],
+        "{numsub}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_subscription_follows_its_slot_to_another_shard() {
+    let cluster = tokio::task::block_in_place(|| TestRedisCluster::start(3));
+    let ids = ["n1", "n2"];
+    let users = tokio::task::block_in_place(|| spread_users(&cluster, &ids));
+    let (mover, watcher) = (users[0], users[1]);
+    let dir = workdir("slot-move", &[(mover, watcher)]);
+    let redis = sharded(&cluster);
+    let mut n1 = NodeProcess::start("n1", &redis, &dir);
+    let mut n2 = NodeProcess::start("n2", &redis, &dir);
+    n1.wait_ready().await;
+    n2.wait_ready().await;
+    n1.wait_owner(watcher, "n2", Duration::from_secs(5)).await;
+    n2.wait_owner(mover, "n1", Duration::from_secs(5)).await;
+    let mut mover_ws = n1.connect(mover).await;
+    let mut watcher_ws = n2.connect(watcher).await;
+    assert!(locate(&mut mover_ws, PARIS).await.is_empty());
+    assert_eq!(locate(&mut watcher_ws, north(100.0)).await, [mover]);
+
+    // Move the slot of the mover's channel (and cached location) to another shard.
+    let channel = format!("nearby:loc:{{{mover}}}");
+    let slot = cluster.slot(&channel);
+    let from = cluster.owner_of(slot);
+    let to = *cluster.ports().iter().find(|&&port| port != from).unwrap();
+    tokio::task::block_in_place(|| cluster.move_slot(slot, to));
+    assert_eq!(cluster.owner_of(slot), to);
+    // The watcher's node subscribes again on the new shard, and updates flow through it.
+    let started = Instant::now();
+    loop {
+        let numsub = cluster.cli(to, &["PUBSUB", "SHARDNUMSUB", &channel]);
+        if numsub.lines().nth(1) == Some("1") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no subscription on the new shard: {numsub}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send_location(&mut mover_ws, north(30.0)).await;
+    expect_location(&mut watcher_ws, mover, north(30.0).0).await;
+    send_location(&mut watcher_ws, north(90.0)).await;
+    expect_location(&mut mover_ws, watcher, north(90.0).0).await;
+    // A late joiner's snapshot reads the cached location from its new shard.
+    drop(watcher_ws);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut watcher_ws = n2.connect(watcher).await;
+    send_location(&mut watcher_ws, north(80.0)).await;
+    let snapshot = recv(&mut watcher_ws).await;
+    assert_eq!(snapshot["friends"][0]["user_id"], mover, "{snapshot}");
+    assert!((snapshot["friends"][0]["latitude"].as_f64().unwrap() - north(30.0).0).abs() < 1e-9);
 }

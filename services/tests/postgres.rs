@@ -2,6 +2,8 @@
 //! `support/postgres.rs`): migrations, the store's operations, the HTTP API end to end, the
 //! change feed between two nodes, COPY import, restart, and the database going away.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use axum::Router;

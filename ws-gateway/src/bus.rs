@@ -6,6 +6,12 @@
 //!   and its pushes are fanned out by the hub. The redis crate's `ConnectionManager`
 //!   reconnects and resubscribes by itself; pushes pass through a bounded channel whose
 //!   overflow is counted, never buffered without limit.
+//! - On a Redis Cluster the same with sharded pub/sub: `SPUBLISH` and `SSUBSCRIBE`, so each
+//!   channel lives on the shard that owns its slot (the user id is the hash tag, see
+//!   [`crate::event::Topic`]). The crate's cluster connection reconnects and resubscribes
+//!   after a failover; when a slot moves to another shard, Redis tells subscribers with a
+//!   `sunsubscribe` push, and the bus subscribes again (the crate then follows the `MOVED`
+//!   to the slot's new owner).
 //!
 //! Subscriptions are reconciled rather than queued: a session marks the topics whose local
 //! interest changed, and one task brings Redis in line with the hub, in batches. However
@@ -14,8 +20,11 @@
 use crate::event::{Event, Topic};
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
+use crate::redis_link::RedisLink;
+use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{PushInfo, PushKind, Value};
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, RedisResult, Value};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +35,9 @@ use tokio::sync::{Notify, mpsc};
 const PUSH_QUEUE: usize = 65_536;
 /// Channels per SUBSCRIBE / UNSUBSCRIBE command.
 const SUBSCRIBE_BATCH: usize = 1_000;
+/// Sharded subscriptions in flight at once on a cluster (one channel per command: channels
+/// of one command must share a slot).
+const SHARDED_CONCURRENCY: usize = 64;
 /// How often the subscriber connection is pinged: a dead connection is noticed (and
 /// re-established, with its subscriptions) within about this long.
 const PING_EVERY: Duration = Duration::from_millis(500);
@@ -93,10 +105,86 @@ impl Bus {
     }
 }
 
+/// Where Redis is.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum RedisTarget {
+    /// One server: `redis://host:port/db`.
+    Single(String),
+    /// A Redis Cluster, given some of its nodes (`host:port` or `redis://host:port`).
+    Cluster(Vec<String>),
+}
+
+/// The connection that holds the node's subscriptions.
+#[derive(Clone)]
+enum Subscriber {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Subscriber {
+    async fn change(&mut self, channels: &[String], subscribe: bool) -> RedisResult<()> {
+        match self {
+            Subscriber::Single(connection) => {
+                if subscribe {
+                    connection.subscribe(channels).await
+                } else {
+                    connection.unsubscribe(channels).await
+                }
+            }
+            Subscriber::Cluster(connection) => {
+                let mut pending = futures_util::stream::FuturesUnordered::new();
+                let mut outcome = Ok(());
+                for channel in channels {
+                    if pending.len() >= SHARDED_CONCURRENCY
+                        && let Some(Err(err)) = pending.next().await
+                    {
+                        outcome = Err(err);
+                    }
+                    pending.push(sharded_change(
+                        connection.clone(),
+                        channel.clone(),
+                        subscribe,
+                    ));
+                }
+                while let Some(result) = pending.next().await {
+                    if let Err(err) = result {
+                        outcome = Err(err);
+                    }
+                }
+                outcome
+            }
+        }
+    }
+
+    async fn ping(&mut self) -> bool {
+        let command = redis::cmd("PING");
+        match self {
+            Subscriber::Single(connection) => command.query_async::<()>(connection).await.is_ok(),
+            // Routed to every primary: up only if every shard answers.
+            Subscriber::Cluster(connection) => command.query_async::<()>(connection).await.is_ok(),
+        }
+    }
+}
+
+async fn sharded_change(
+    mut connection: ClusterConnection,
+    channel: String,
+    subscribe: bool,
+) -> RedisResult<()> {
+    if subscribe {
+        connection.ssubscribe(channel).await
+    } else {
+        connection.sunsubscribe(channel).await
+    }
+}
+
 /// The Redis bus.
 pub struct RedisBus {
-    publisher: ConnectionManager,
+    publisher: RedisLink,
     dirty: Mutex<HashSet<Topic>>,
+    /// Subscriptions the server dropped (a slot moved): to be made again.
+    lost: Mutex<HashSet<Topic>>,
     wake: Arc<Notify>,
     metrics: Arc<GatewayMetrics>,
 }
@@ -125,22 +213,36 @@ fn with_resp3(url: &str) -> String {
     format!("{url}{separator}protocol=resp3")
 }
 
+fn cluster_builder(nodes: &[String]) -> redis::cluster::ClusterClientBuilder {
+    let nodes: Vec<String> = nodes
+        .iter()
+        .map(|node| {
+            if node.contains("://") {
+                node.clone()
+            } else {
+                format!("redis://{node}")
+            }
+        })
+        .collect();
+    redis::cluster::ClusterClientBuilder::new(nodes)
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .connection_timeout(Duration::from_secs(1))
+        .response_timeout(Duration::from_secs(2))
+        .retries(3)
+        .max_retry_wait(500)
+}
+
 impl RedisBus {
     /// Connects both connections and starts the dispatcher, reconciler and health tasks.
     ///
     /// # Errors
     /// Redis cannot be reached or the URL is invalid.
     pub async fn connect(
-        url: &str,
+        target: &RedisTarget,
         hub: Arc<Hub>,
         metrics: Arc<GatewayMetrics>,
     ) -> Result<Arc<RedisBus>, BusError> {
-        let client = redis::Client::open(with_resp3(url).as_str())
-            .map_err(|err| BusError::Unavailable(format!("invalid Redis URL: {err}")))?;
-        let publisher = client
-            .get_connection_manager_with_config(connection_config())
-            .await
-            .map_err(|err| BusError::Unavailable(err.to_string()))?;
+        let unavailable = |err: redis::RedisError| BusError::Unavailable(err.to_string());
         let (push_tx, push_rx) = mpsc::channel::<PushInfo>(PUSH_QUEUE);
         let dropped_metrics = Arc::clone(&metrics);
         let push_sender = move |push: PushInfo| match push_tx.try_send(push) {
@@ -152,22 +254,60 @@ impl RedisBus {
             }
             Err(err @ mpsc::error::TrySendError::Closed(_)) => Err(err),
         };
-        let subscriber = client
-            .get_connection_manager_with_config(
-                connection_config()
-                    .set_push_sender(push_sender)
-                    .set_automatic_resubscription(),
-            )
-            .await
-            .map_err(|err| BusError::Unavailable(err.to_string()))?;
+        let (publisher, subscriber) = match target {
+            RedisTarget::Single(url) => {
+                let client = redis::Client::open(with_resp3(url).as_str())
+                    .map_err(|err| BusError::Unavailable(format!("invalid Redis URL: {err}")))?;
+                let publisher = client
+                    .get_connection_manager_with_config(connection_config())
+                    .await
+                    .map_err(unavailable)?;
+                let subscriber = client
+                    .get_connection_manager_with_config(
+                        connection_config()
+                            .set_push_sender(push_sender)
+                            .set_automatic_resubscription(),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                (RedisLink::Single(publisher), Subscriber::Single(subscriber))
+            }
+            RedisTarget::Cluster(nodes) => {
+                let publisher = cluster_builder(nodes)
+                    .build()
+                    .map_err(|err| {
+                        BusError::Unavailable(format!("invalid Redis Cluster nodes: {err}"))
+                    })?
+                    .get_async_connection()
+                    .await
+                    .map_err(unavailable)?;
+                let subscriber = cluster_builder(nodes)
+                    .push_sender(push_sender)
+                    .build()
+                    .map_err(unavailable)?
+                    .get_async_connection()
+                    .await
+                    .map_err(unavailable)?;
+                (
+                    RedisLink::Cluster(publisher),
+                    Subscriber::Cluster(subscriber),
+                )
+            }
+        };
         metrics.bus_up.store(1, Ordering::Relaxed);
         let bus = Arc::new(RedisBus {
             publisher,
             dirty: Mutex::new(HashSet::new()),
+            lost: Mutex::new(HashSet::new()),
             wake: Arc::new(Notify::new()),
             metrics: Arc::clone(&metrics),
         });
-        tokio::spawn(dispatch(push_rx, Arc::clone(&hub), Arc::clone(&metrics)));
+        tokio::spawn(dispatch(
+            push_rx,
+            Arc::downgrade(&bus),
+            Arc::clone(&hub),
+            Arc::clone(&metrics),
+        ));
         tokio::spawn(reconcile(
             Arc::downgrade(&bus),
             Arc::clone(&bus.wake),
@@ -189,9 +329,27 @@ impl RedisBus {
         self.wake.notify_one();
     }
 
+    /// The server dropped the node's subscription to `topic` (its slot moved): subscribe
+    /// again if sessions still need it.
+    fn mark_lost(&self, topic: Topic) {
+        self.lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(topic);
+        self.mark(topic);
+    }
+
+    fn take_lost(&self) -> Vec<Topic> {
+        self.lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .collect()
+    }
+
     async fn publish(&self, topic: Topic, event: Event) -> Result<(), BusError> {
         let mut connection = self.publisher.clone();
-        redis::cmd("PUBLISH")
+        redis::cmd(connection.publish_command())
             .arg(topic.channel())
             .arg(event.encode())
             .query_async::<()>(&mut connection)
@@ -202,8 +360,8 @@ impl RedisBus {
             })
     }
 
-    /// The publishing connection (shared with the location cache).
-    pub fn connection(&self) -> ConnectionManager {
+    /// The publishing connection (shared with the location cache and the membership).
+    pub fn connection(&self) -> RedisLink {
         self.publisher.clone()
     }
 }
@@ -211,12 +369,13 @@ impl RedisBus {
 /// Hands each pushed message to the hub.
 async fn dispatch(
     mut pushes: mpsc::Receiver<PushInfo>,
+    bus: std::sync::Weak<RedisBus>,
     hub: Arc<Hub>,
     metrics: Arc<GatewayMetrics>,
 ) {
     while let Some(push) = pushes.recv().await {
         match push.kind {
-            PushKind::Message => {
+            PushKind::Message | PushKind::SMessage => {
                 metrics.bus_received.fetch_add(1, Ordering::Relaxed);
                 let decoded = match push.data.as_slice() {
                     [Value::BulkString(channel), Value::BulkString(payload)] => {
@@ -238,6 +397,21 @@ async fn dispatch(
                     }
                 }
             }
+            PushKind::SUnsubscribe => {
+                // Either the confirmation of our own SUNSUBSCRIBE or the server dropping the
+                // subscription because the slot moved; only the second leaves local interest.
+                let topic = match push.data.first() {
+                    Some(Value::BulkString(channel)) => Topic::parse_channel(channel),
+                    _ => None,
+                };
+                if let Some(topic) = topic
+                    && hub.has_subscribers(topic)
+                    && let Some(bus) = bus.upgrade()
+                {
+                    tracing::debug!(channel = %topic.channel(), "sharded subscription dropped by the server, subscribing again");
+                    bus.mark_lost(topic);
+                }
+            }
             PushKind::Disconnection => {
                 metrics.bus_up.store(0, Ordering::Relaxed);
                 tracing::warn!("redis subscriber connection lost, reconnecting");
@@ -251,13 +425,16 @@ async fn dispatch(
 async fn reconcile(
     bus: std::sync::Weak<RedisBus>,
     wake: Arc<Notify>,
-    mut subscriber: ConnectionManager,
+    mut subscriber: Subscriber,
     hub: Arc<Hub>,
 ) {
     let mut subscribed: HashSet<Topic> = HashSet::new();
     loop {
         let woken = wake.notified();
         let Some(strong) = bus.upgrade() else { return };
+        for topic in strong.take_lost() {
+            subscribed.remove(&topic);
+        }
         let dirty: Vec<Topic> = strong.dirty().drain().collect();
         let metrics = Arc::clone(&strong.metrics);
         drop(strong);
@@ -277,11 +454,7 @@ async fn reconcile(
         for (topics, subscribe) in [(to_subscribe, true), (to_unsubscribe, false)] {
             for batch in topics.chunks(SUBSCRIBE_BATCH) {
                 let channels: Vec<String> = batch.iter().map(|t| t.channel()).collect();
-                let result = if subscribe {
-                    subscriber.subscribe(&channels).await
-                } else {
-                    subscriber.unsubscribe(&channels).await
-                };
+                let result = subscriber.change(&channels, subscribe).await;
                 match result {
                     Ok(()) => {
                         for topic in batch {
@@ -313,7 +486,7 @@ async fn reconcile(
 
 /// Pings the subscriber connection so a lost connection is re-established (with its
 /// subscriptions) promptly, and keeps `bus_up` true to the facts.
-async fn watch_health(bus: std::sync::Weak<RedisBus>, mut subscriber: ConnectionManager) {
+async fn watch_health(bus: std::sync::Weak<RedisBus>, mut subscriber: Subscriber) {
     let mut ticker = tokio::time::interval(PING_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -321,10 +494,7 @@ async fn watch_health(bus: std::sync::Weak<RedisBus>, mut subscriber: Connection
         let Some(strong) = bus.upgrade() else { return };
         let metrics = Arc::clone(&strong.metrics);
         drop(strong);
-        let up = redis::cmd("PING")
-            .query_async::<()>(&mut subscriber)
-            .await
-            .is_ok();
+        let up = subscriber.ping().await;
         let was = metrics.bus_up.swap(i64::from(up), Ordering::Relaxed);
         if up && was == 0 {
             tracing::info!("redis subscriber connection restored");

@@ -7,7 +7,7 @@
 
 use crate::event::Event;
 use crate::protocol::Fix;
-use redis::aio::ConnectionManager;
+use crate::redis_link::RedisLink;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -58,8 +58,8 @@ pub enum LocationCache {
     Memory(Arc<MemoryCache>),
     /// In Redis.
     Redis {
-        /// A multiplexed connection that reconnects by itself.
-        connection: ConnectionManager,
+        /// A server or cluster connection that reconnects by itself.
+        connection: RedisLink,
         /// Time to live of an entry.
         ttl: Duration,
     },

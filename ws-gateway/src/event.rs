@@ -65,9 +65,8 @@ impl Topic {
     /// ```
     pub fn parse_channel(channel: &[u8]) -> Option<Topic> {
         let text = std::str::from_utf8(channel).ok()?;
-        let tagged = |rest: &str| -> Option<u64> {
-            rest.strip_prefix('{')?.strip_suffix('}')?.parse().ok()
-        };
+        let tagged =
+            |rest: &str| -> Option<u64> { rest.strip_prefix('{')?.strip_suffix('}')?.parse().ok() };
         if let Some(rest) = text.strip_prefix(LOCATION_PREFIX) {
             return tagged(rest).map(Topic::Location);
         }

@@ -2,7 +2,7 @@
 //! friend store, history, metrics), and what the HTTP handlers call when friendships or
 //! sharing change.
 
-use crate::bus::{Bus, BusError, RedisBus};
+use crate::bus::{Bus, BusError, RedisBus, RedisTarget};
 use crate::cache::LocationCache;
 use crate::event::{Event, Topic};
 use crate::friends::FriendStore;
@@ -98,6 +98,9 @@ pub enum Backend {
     Local,
     /// Redis at this URL (`redis://host:port/db`).
     Redis(String),
+    /// A Redis Cluster, given some of its nodes (`host:port`): sharded pub/sub, hash-tagged
+    /// keys.
+    RedisCluster(Vec<String>),
 }
 
 /// The gateway; cheap to clone.
@@ -174,8 +177,14 @@ impl Gateway {
                     Membership::single(me),
                 )
             }
-            Backend::Redis(url) => {
-                let bus = RedisBus::connect(&url, Arc::clone(&hub), Arc::clone(&metrics)).await?;
+            Backend::Redis(_) | Backend::RedisCluster(_) => {
+                let target = match backend {
+                    Backend::Redis(url) => RedisTarget::Single(url),
+                    Backend::RedisCluster(nodes) => RedisTarget::Cluster(nodes),
+                    Backend::Local => unreachable!("matched above"),
+                };
+                let bus =
+                    RedisBus::connect(&target, Arc::clone(&hub), Arc::clone(&metrics)).await?;
                 let cache = LocationCache::Redis {
                     connection: bus.connection(),
                     ttl: config.location_ttl,

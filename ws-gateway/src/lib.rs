@@ -19,6 +19,7 @@
 //! - [`bus`]: publish/subscribe between nodes: in process, or Redis pub/sub (one
 //!   subscription per channel per node, RESP3 pushes through a bounded channel).
 //! - [`event`]: topics and the compact payloads on the bus.
+//! - [`redis_link`]: one connection type for a Redis server or a Redis Cluster.
 //! - [`cache`]: each user's latest location with a TTL, in memory or in Redis.
 //! - [`friends`] and [`friends_pg`]: friendships, requests and sharing, in memory or in
 //!   PostgreSQL.
@@ -41,6 +42,7 @@ pub mod hub;
 pub mod membership;
 pub mod metrics;
 pub mod protocol;
+pub mod redis_link;
 pub mod ring;
 pub mod session;
 

@@ -31,9 +31,9 @@ fn free_port() -> u16 {
 }
 
 fn run(command: &mut Command) -> Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}; apt-get install -y redis-server"));
+    let output = command.output().unwrap_or_else(|err| {
+        panic!("cannot run {command:?}: {err}; apt-get install -y redis-server")
+    });
     assert!(
         output.status.success(),
         "{command:?} failed: {}{}",
@@ -154,7 +154,9 @@ impl TestRedisCluster {
         let nodes = self.cli(self.ports[0], &["CLUSTER", "NODES"]);
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let Some(address) = fields.get(1) else { continue };
+            let Some(address) = fields.get(1) else {
+                continue;
+            };
             let port: u16 = address
                 .split(['@', ':'])
                 .nth(1)
@@ -184,8 +186,14 @@ impl TestRedisCluster {
         let from_id = self.cli(from, &["CLUSTER", "MYID"]);
         let to_id = self.cli(to, &["CLUSTER", "MYID"]);
         let slot_text = slot.to_string();
-        self.cli(to, &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &from_id]);
-        self.cli(from, &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &to_id]);
+        self.cli(
+            to,
+            &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &from_id],
+        );
+        self.cli(
+            from,
+            &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &to_id],
+        );
         loop {
             let keys = self.cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"]);
             let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
