@@ -614,3 +614,80 @@ async fn a_sharded_subscription_follows_its_slot_to_another_shard() {
     assert_eq!(snapshot["friends"][0]["user_id"], mover, "{snapshot}");
     assert!((snapshot["friends"][0]["latitude"].as_f64().unwrap() - north(30.0).0).abs() < 1e-9);
 }
+
+/// Whether a `friend_location` of `user` at `latitude` arrives within `limit`.
+async fn location_within(ws: &mut Ws, user: u64, latitude: f64, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return false,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let message: Value = serde_json::from_str(text.as_str()).unwrap();
+                if message["type"] == "friend_location"
+                    && message["user_id"] == user
+                    && (message["latitude"].as_f64().unwrap() - latitude).abs() < 1e-9
+                {
+                    return true;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("socket ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_pub_sub_survives_a_master_failing_over_to_its_replica() {
+    let mut cluster = tokio::task::block_in_place(|| TestRedisCluster::start_with_replicas(3, 1));
+    let ids = ["n1", "n2"];
+    let users = tokio::task::block_in_place(|| spread_users(&cluster, &ids));
+    let (mover, watcher) = (users[0], users[1]);
+    let dir = workdir("failover", &[(mover, watcher)]);
+    let redis = sharded(&cluster);
+    let mut n1 = NodeProcess::start("n1", &redis, &dir);
+    let mut n2 = NodeProcess::start("n2", &redis, &dir);
+    n1.wait_ready().await;
+    n2.wait_ready().await;
+    n1.wait_owner(watcher, "n2", Duration::from_secs(5)).await;
+    n2.wait_owner(mover, "n1", Duration::from_secs(5)).await;
+    let mut mover_ws = n1.connect(mover).await;
+    let mut watcher_ws = n2.connect(watcher).await;
+    assert!(locate(&mut mover_ws, PARIS).await.is_empty());
+    assert_eq!(locate(&mut watcher_ws, north(100.0)).await, [mover]);
+
+    // Kill the master of the mover's channel; its replica takes over.
+    let channel = format!("nearby:loc:{{{mover}}}");
+    let slot = cluster.slot(&channel);
+    let master = cluster.owner_of(slot);
+    let killed_at = Instant::now();
+    tokio::task::block_in_place(|| cluster.kill(master));
+    let promoted =
+        tokio::task::block_in_place(|| cluster.wait_healthy(slot, master, Duration::from_secs(20)));
+    let failed_over = killed_at.elapsed();
+    // The gateway resubscribes on the promoted replica and updates flow again: the app
+    // keeps sending (an update during the outage is answered with `unavailable`).
+    let mut delivered = None;
+    for step in 0..20 {
+        let at = north(30.0 + f64::from(step));
+        send_location(&mut mover_ws, at).await;
+        if location_within(&mut watcher_ws, mover, at.0, Duration::from_millis(1_100)).await {
+            delivered = Some(killed_at.elapsed());
+            break;
+        }
+    }
+    let delivered = delivered.unwrap_or_else(|| {
+        panic!(
+            "updates never flowed again after the failover (failed over in {failed_over:?}); \
+             subscribers on the new master: {}; n1: {}; n2: {}",
+            cluster.cli(promoted, &["PUBSUB", "SHARDNUMSUB", &channel]),
+            n1.log_text(),
+            n2.log_text()
+        )
+    });
+    let numsub = cluster.cli(promoted, &["PUBSUB", "SHARDNUMSUB", &channel]);
+    assert_eq!(numsub.lines().nth(1), Some("1"), "{numsub}");
+    assert!(
+        delivered < failed_over + Duration::from_secs(5),
+        "failover took {failed_over:?}, updates resumed after {delivered:?}"
+    );
+}

@@ -314,7 +314,7 @@ impl RedisBus {
             subscriber.clone(),
             Arc::clone(&hub),
         ));
-        tokio::spawn(watch_health(Arc::downgrade(&bus), subscriber));
+        tokio::spawn(watch_health(Arc::downgrade(&bus), subscriber, hub));
         Ok(bus)
     }
 
@@ -486,18 +486,38 @@ async fn reconcile(
 
 /// Pings the subscriber connection so a lost connection is re-established (with its
 /// subscriptions) promptly, and keeps `bus_up` true to the facts.
-async fn watch_health(bus: std::sync::Weak<RedisBus>, mut subscriber: Subscriber) {
+///
+/// On a cluster, when the bus comes back after an outage (a master died and its replica took
+/// over), every channel sessions need is subscribed again: the connection to the dead master
+/// took its subscriptions with it, and the promoted replica has none.
+async fn watch_health(bus: std::sync::Weak<RedisBus>, mut subscriber: Subscriber, hub: Arc<Hub>) {
     let mut ticker = tokio::time::interval(PING_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sharded = matches!(subscriber, Subscriber::Cluster(_));
     loop {
         ticker.tick().await;
         let Some(strong) = bus.upgrade() else { return };
         let metrics = Arc::clone(&strong.metrics);
         drop(strong);
-        let up = subscriber.ping().await;
+        // Bounded: a ping to a dead node must not hang the health check.
+        let up = tokio::time::timeout(PING_EVERY * 2, subscriber.ping())
+            .await
+            .unwrap_or(false);
         let was = metrics.bus_up.swap(i64::from(up), Ordering::Relaxed);
         if up && was == 0 {
             tracing::info!("redis subscriber connection restored");
+            if sharded && let Some(strong) = bus.upgrade() {
+                let topics = hub.topics();
+                tracing::info!(
+                    channels = topics.len(),
+                    "subscribing again after a cluster outage"
+                );
+                for topic in topics {
+                    strong.mark_lost(topic);
+                }
+            }
+        } else if !up && was == 1 {
+            tracing::warn!("redis unreachable");
         }
     }
 }

@@ -49,6 +49,14 @@ impl TestRedisCluster {
     /// # Panics
     /// When the servers or the cluster do not come up.
     pub fn start(masters: usize) -> Self {
+        Self::start_with_replicas(masters, 0)
+    }
+
+    /// Starts `masters` masters with `replicas` replicas each.
+    ///
+    /// # Panics
+    /// When the servers or the cluster do not come up.
+    pub fn start_with_replicas(masters: usize, replicas: usize) -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "nearby-redis-cluster-{}-{}",
@@ -62,7 +70,7 @@ impl TestRedisCluster {
             ports: Vec::new(),
             dir,
         };
-        for _ in 0..masters {
+        for _ in 0..masters * (1 + replicas) {
             let port = free_port();
             let node_dir = cluster.dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("create a node dir");
@@ -93,11 +101,56 @@ impl TestRedisCluster {
         run(Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"]));
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]));
         for &port in &cluster.ports {
             cluster.wait_for(port, "cluster_state:ok", &["CLUSTER", "INFO"]);
         }
+        if replicas > 0 {
+            // Replicas must have synced before a failover can promote them.
+            for &port in &cluster.ports {
+                let role = cluster.cli(port, &["ROLE"]);
+                if role.starts_with("slave") {
+                    cluster.wait_for(port, "master_link_status:up", &["INFO", "replication"]);
+                }
+            }
+        }
         cluster
+    }
+
+    /// Kills the server on `port` (SIGKILL), as if its machine died.
+    #[allow(dead_code)] // used by some test files only
+    pub fn kill(&mut self, port: u16) {
+        if let Some(index) = self.ports.iter().position(|&p| p == port) {
+            let _ = self.children[index].kill();
+            let _ = self.children[index].wait();
+        }
+    }
+
+    /// Waits until a live node reports the cluster healthy again, and returns the port of
+    /// the master now serving `slot`.
+    #[allow(dead_code)] // used by some test files only
+    pub fn wait_healthy(&self, slot: u16, dead: u16, limit: Duration) -> u16 {
+        let live = self
+            .ports
+            .iter()
+            .copied()
+            .find(|&p| p != dead)
+            .expect("a live node");
+        let deadline = Instant::now() + limit;
+        loop {
+            let info = self.cli(live, &["CLUSTER", "INFO"]);
+            if info.contains("cluster_state:ok")
+                && let Some(owner) = self.serving(live, slot)
+                && owner != dead
+            {
+                return owner;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not fail over: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_for(&self, port: u16, expected: &str, command: &[&str]) {
@@ -151,9 +204,18 @@ impl TestRedisCluster {
 
     /// The port of the master serving `slot`.
     pub fn owner_of(&self, slot: u16) -> u16 {
-        let nodes = self.cli(self.ports[0], &["CLUSTER", "NODES"]);
+        self.serving(self.ports[0], slot)
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+    }
+
+    /// The port of the healthy master serving `slot`, as the node on `port` sees it.
+    pub fn serving(&self, port: u16, slot: u16) -> Option<u16> {
+        let nodes = self.cli(port, &["CLUSTER", "NODES"]);
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.get(2).is_some_and(|flags| flags.contains("fail")) {
+                continue;
+            }
             let Some(address) = fields.get(1) else {
                 continue;
             };
@@ -171,11 +233,11 @@ impl TestRedisCluster {
                     }
                 };
                 if (low..=high).contains(&slot) {
-                    return port;
+                    return Some(port);
                 }
             }
         }
-        panic!("no master serves slot {slot}: {nodes}");
+        None
     }
 
     /// Moves `slot` (and its keys) to the master on port `to`, the way `redis-cli --cluster
