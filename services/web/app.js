@@ -338,7 +338,7 @@ async function signIn(token) {
   $('#session').hidden = false;
   showSharing(sharing);
   log(`signed in as user ${userId}`);
-  connect();
+  connect().catch((err) => log(`cannot connect: ${err}`));
   refreshPeople();
   friends.pollTimer = setInterval(refreshPeople, REQUESTS_POLL_MS);
 }
@@ -370,9 +370,37 @@ function setSocketStatus(text) {
   badge.className = `badge ${text}`;
 }
 
-function connect() {
+// The node that serves this user's WebSocket: with several gateway nodes each user belongs to
+// one of them (GET /v1/gateway); a browser's WebSocket does not follow HTTP redirects.
+async function gatewayUrl() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const url = `${scheme}://${location.host}/v1/ws?token=${encodeURIComponent(friends.token)}`;
+  const fallback = `${scheme}://${location.host}/v1/ws`;
+  try {
+    const response = await fetch('/v1/gateway', {
+      headers: { authorization: `Bearer ${friends.token}` },
+    });
+    if (!response.ok) return fallback;
+    const body = await response.json();
+    return typeof body.url === 'string' ? body.url : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+// A close that names where to go next: 4001 (another node now serves this user) or 1012
+// (this node is draining), with that node's WebSocket URL as the reason.
+function movedTo(event) {
+  if ((event.code === 4001 || event.code === 1012) && /^wss?:\/\//.test(event.reason)) {
+    return event.reason;
+  }
+  return null;
+}
+
+async function connect(target) {
+  const token = friends.token;
+  const base = target || (await gatewayUrl());
+  if (friends.token !== token || !token) return; // signed out meanwhile
+  const url = `${base}?token=${encodeURIComponent(token)}`;
   const socket = new WebSocket(url);
   friends.socket = socket;
   setSocketStatus('connecting');
@@ -397,10 +425,20 @@ function connect() {
   socket.addEventListener('close', (event) => {
     if (friends.socket !== socket) return; // signed out, or replaced
     clearShown();
+    const next = movedTo(event);
+    if (next) {
+      // Moved to another node: go there at once.
+      setSocketStatus('connecting');
+      log(`moving to ${next} (${event.code})`);
+      friends.retryTimer = setTimeout(() => {
+        if (friends.socket === socket && friends.token) connect(next).catch((err) => log(`cannot connect: ${err}`));
+      }, 0);
+      return;
+    }
     setSocketStatus('closed');
     log(`disconnected (${event.code}${event.reason ? `: ${event.reason}` : ''}); retrying`);
     friends.retryTimer = setTimeout(() => {
-      if (friends.socket === socket && friends.token) connect();
+      if (friends.socket === socket && friends.token) connect().catch((err) => log(`cannot connect: ${err}`));
     }, friends.retryMs);
     friends.retryMs = Math.min(friends.retryMs * 2, 30000);
   });
