@@ -13,6 +13,8 @@ use tokio::task::JoinSet;
 
 /// How long WebSocket sessions get to close after shutdown starts.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the location history queue gets to be written after the sessions end.
+const HISTORY_DEADLINE: Duration = Duration::from_secs(10);
 /// How long in-flight HTTP requests get to finish after shutdown starts.
 const HTTP_DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -104,10 +106,20 @@ pub async fn run(
     {
         tracing::warn!("http connections still open after the drain deadline");
     }
-    if let Some(gateway) = gateway
-        && !gateway.drained(DRAIN_DEADLINE).await
-    {
-        tracing::warn!("websocket sessions still open after the drain deadline");
+    if let Some(gateway) = gateway {
+        if !gateway.drained(DRAIN_DEADLINE).await {
+            tracing::warn!("websocket sessions still open after the drain deadline");
+        }
+        if !gateway.history_flushed(HISTORY_DEADLINE).await {
+            let left = gateway
+                .metrics()
+                .history_queued
+                .load(std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                rows = left,
+                "location history not written before the deadline"
+            );
+        }
     }
     Ok(())
 }

@@ -334,6 +334,18 @@ impl Gateway {
         self.inner.shutdown.subscribe()
     }
 
+    /// Waits until the location history accepted so far is written (the queue is empty), or
+    /// `deadline` passes; true if it was. The drain calls it after the sessions have ended, so
+    /// nothing accepted before SIGTERM is lost to the exit.
+    pub async fn history_flushed(&self, deadline: Duration) -> bool {
+        let wait = async {
+            while self.inner.metrics.history_queued.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.is_ok()
+    }
+
     /// Waits until every session has ended, or `deadline` passes; true if all ended.
     pub async fn drained(&self, deadline: Duration) -> bool {
         let wait = async {
