@@ -13,7 +13,7 @@ mod businesses;
 mod error;
 mod health;
 mod openapi;
-mod search;
+pub mod search;
 mod web;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};

@@ -82,7 +82,37 @@ pub async fn nearby(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref().unwrap_or(""))?;
+    let (request, print) = parse_query(query.as_deref().unwrap_or(""))?;
+    if !state.is_ready() {
+        return Err(ApiError::unavailable("the index is still loading"));
+    }
+    let page = state.catalog().search(&request);
+    let wants_geojson = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/geo+json"));
+    Ok(if wants_geojson {
+        geojson(page, print).into_response()
+    } else {
+        Json(response(page, print)).into_response()
+    })
+}
+
+/// Parses and validates the raw query string of a search: the request and the fingerprint
+/// its cursors carry. Every bad input is an [`ApiError`] naming the field, never a panic.
+///
+/// # Errors
+/// A missing or invalid parameter, a foreign cursor, a query string over 4 KiB.
+///
+/// ```
+/// use nearby_services::api::search::parse_query;
+/// let (request, _) = parse_query("latitude=48.85&longitude=2.35&radius=1000&limit=5")?;
+/// assert_eq!(request.limit, 5);
+/// assert!(parse_query("latitude=91&longitude=0").is_err());
+/// # Ok::<(), nearby_services::api::ApiError>(())
+/// ```
+pub fn parse_query(query: &str) -> Result<(SearchRequest, u64), ApiError> {
+    let params = Params::parse(query)?;
     let latitude = params
         .number("latitude")?
         .ok_or_else(|| required("latitude"))?;
@@ -129,26 +159,16 @@ pub async fn nearby(
             Some((cursor.distance_m, cursor.id))
         }
     };
-    if !state.is_ready() {
-        return Err(ApiError::unavailable("the index is still loading"));
-    }
-    let request = SearchRequest {
-        centre,
-        radius_m,
-        limit,
-        after,
-        category,
-    };
-    let page = state.catalog().search(&request);
-    let wants_geojson = headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/geo+json"));
-    Ok(if wants_geojson {
-        geojson(page, print).into_response()
-    } else {
-        Json(response(page, print)).into_response()
-    })
+    Ok((
+        SearchRequest {
+            centre,
+            radius_m,
+            limit,
+            after,
+            category,
+        },
+        print,
+    ))
 }
 
 fn required(field: &'static str) -> ApiError {
