@@ -937,6 +937,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_that_never_sends_anything_is_closed_after_the_idle_timeout() {
+        let config = GatewayConfig {
+            ping_interval: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(250),
+            ..GatewayConfig::default()
+        };
+        let gateway = gateway(config, &[]).await;
+        let silent = Client::open(&gateway, 1, false).await;
+        // Pinged at 100 ms and 200 ms without an answer; at the 300 ms ping it has been silent
+        // past the 250 ms idle timeout: closed with 1001, and the session is gone.
+        tokio::time::timeout(Duration::from_secs(5), silent.task)
+            .await
+            .expect("the session ends")
+            .unwrap();
+        let sent = silent.sent.lock().unwrap().clone();
+        let pings = sent
+            .iter()
+            .filter(|m| matches!(m, Message::Ping(_)))
+            .count();
+        assert!((1..=3).contains(&pings), "{sent:?}");
+        match sent.last() {
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CLOSE_UNRESPONSIVE),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+        assert_eq!(gateway.metrics().sessions.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            gateway
+                .metrics()
+                .closed_unresponsive
+                .load(Ordering::Relaxed),
+            1
+        );
+    }
+
+    #[tokio::test]
     async fn a_stuck_client_is_disconnected_and_its_backlog_coalesces() {
         let config = GatewayConfig {
             send_timeout: Duration::from_millis(200),
