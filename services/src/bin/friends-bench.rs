@@ -488,6 +488,8 @@ struct Shared {
     clock: Clock,
     counters: Counters,
     latency: Histogram,
+    /// The same latencies by minute of the timed phase: is p99 stable over a long run?
+    latency_by_minute: Vec<Histogram>,
     errors: Tally,
     closes: Tally,
     failures: Tally,
@@ -565,6 +567,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
         clock: Clock::new(),
         counters: Counters::default(),
         latency: Histogram::new(),
+        latency_by_minute: (0..(args.duration / 60.0).ceil() as usize + 1)
+            .map(|_| Histogram::new())
+            .collect(),
         errors: Tally::default(),
         closes: Tally::default(),
         failures: Tally::default(),
@@ -721,6 +726,13 @@ fn report(shared: &Shared, figures: &Figures) {
         latency.quantile(0.999),
         load(&latency.max),
     );
+    // Minutes with samples (the last one may be partial or empty).
+    let p99_by_minute: Vec<u64> = shared
+        .latency_by_minute
+        .iter()
+        .filter(|h| load(&h.count) > 0)
+        .map(|h| h.quantile(0.99))
+        .collect();
     let mean = load(&latency.sum)
         .checked_div(load(&latency.count))
         .unwrap_or(0);
@@ -789,6 +801,13 @@ fn report(shared: &Shared, figures: &Figures) {
             ms(mean),
             load(&c.coarse)
         );
+        if p99_by_minute.len() > 1 {
+            let series: Vec<String> = p99_by_minute
+                .iter()
+                .map(|p| format!("{:.2}", ms(*p)))
+                .collect();
+            println!("  p99/minute   {} ms", series.join(" "));
+        }
     }
     println!("  errors       {errors:?}  closes {closes:?}");
     if let Some(cpu) = figures.server_cpu_s {
@@ -848,6 +867,7 @@ fn report(shared: &Shared, figures: &Figures) {
         "latency_us": {
             "p50": p50, "p90": p90, "p99": p99, "p999": p999, "max": max, "mean": mean,
             "count": load(&latency.count), "ms_resolution": load(&c.coarse),
+            "p99_by_minute": p99_by_minute,
         },
         "errors": errors,
         "closes": closes,
@@ -1007,6 +1027,17 @@ fn on_message(shared: &Shared, user: u64, message: &Incoming<'_>) {
                 now_ms.saturating_sub(timestamp) * 1_000
             };
             shared.latency.record(latency_us);
+            let minute = shared
+                .clock
+                .unix_ms_at(now_us)
+                .saturating_sub(shared.run_start_unix_ms.load(Ordering::Acquire))
+                / 60_000;
+            if let Some(histogram) = usize::try_from(minute)
+                .ok()
+                .and_then(|m| shared.latency_by_minute.get(m))
+            {
+                histogram.record(latency_us);
+            }
         }
         "friend_gone" if shared.stopping.load(Ordering::Acquire) => {
             c.gone_at_close.fetch_add(1, Ordering::Relaxed);
