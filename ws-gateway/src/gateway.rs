@@ -153,8 +153,13 @@ impl Gateway {
     ) -> Result<Gateway, BusError> {
         let metrics = Arc::new(GatewayMetrics::default());
         let hub = Arc::new(Hub::default());
-        let (bus, cache, membership) = match backend {
-            Backend::Local => {
+        let redis_target = match backend {
+            Backend::Local => None,
+            Backend::Redis(url) => Some(RedisTarget::Single(url)),
+            Backend::RedisCluster(nodes) => Some(RedisTarget::Cluster(nodes)),
+        };
+        let (bus, cache, membership) = match redis_target {
+            None => {
                 metrics.bus_up.store(1, Ordering::Relaxed);
                 let cache = LocationCache::memory(config.location_ttl);
                 if let LocationCache::Memory(memory) = &cache {
@@ -177,12 +182,7 @@ impl Gateway {
                     Membership::single(me),
                 )
             }
-            Backend::Redis(_) | Backend::RedisCluster(_) => {
-                let target = match backend {
-                    Backend::Redis(url) => RedisTarget::Single(url),
-                    Backend::RedisCluster(nodes) => RedisTarget::Cluster(nodes),
-                    Backend::Local => unreachable!("matched above"),
-                };
+            Some(target) => {
                 let bus =
                     RedisBus::connect(&target, Arc::clone(&hub), Arc::clone(&metrics)).await?;
                 let cache = LocationCache::Redis {
