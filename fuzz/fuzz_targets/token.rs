@@ -41,10 +41,10 @@ fuzz_target!(|data: &[u8]| {
         let mut bytes = token.into_bytes();
         let at = usize::from(flip) % bytes.len();
         bytes[at] ^= 1 | (flip >> 1);
-        if let Ok(changed) = String::from_utf8(bytes) {
-            if let Ok(claims) = secret.verify(&changed, NOW) {
-                assert_eq!(claims.sub, user);
-            }
+        if let Ok(changed) = String::from_utf8(bytes)
+            && let Ok(claims) = secret.verify(&changed, NOW)
+        {
+            assert_eq!(claims.sub, user);
         }
     }
 });
