@@ -671,11 +671,11 @@ async fn sharded_pub_sub_survives_a_master_failing_over_to_its_replica() {
         let at = north(30.0 + f64::from(step));
         send_location(&mut mover_ws, at).await;
         if location_within(&mut watcher_ws, mover, at.0, Duration::from_millis(1_100)).await {
-            delivered = Some(killed_at.elapsed());
+            delivered = Some((killed_at.elapsed(), at));
             break;
         }
     }
-    let delivered = delivered.unwrap_or_else(|| {
+    let (delivered, last_at) = delivered.unwrap_or_else(|| {
         panic!(
             "updates never flowed again after the failover (failed over in {failed_over:?}); \
              subscribers on the new master: {}; n1: {}; n2: {}",
@@ -690,4 +690,12 @@ async fn sharded_pub_sub_survives_a_master_failing_over_to_its_replica() {
         delivered < failed_over + Duration::from_secs(5),
         "failover took {failed_over:?}, updates resumed after {delivered:?}"
     );
+    // A late joiner's snapshot reads the mover's cached location from the promoted replica.
+    drop(watcher_ws);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut watcher_ws = n2.connect(watcher).await;
+    send_location(&mut watcher_ws, north(80.0)).await;
+    let snapshot = recv(&mut watcher_ws).await;
+    assert_eq!(snapshot["friends"][0]["user_id"], mover, "{snapshot}");
+    assert!((snapshot["friends"][0]["latitude"].as_f64().unwrap() - last_at.0).abs() < 1e-9);
 }

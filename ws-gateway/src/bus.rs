@@ -8,10 +8,14 @@
 //!   overflow is counted, never buffered without limit.
 //! - On a Redis Cluster the same with sharded pub/sub: `SPUBLISH` and `SSUBSCRIBE`, so each
 //!   channel lives on the shard that owns its slot (the user id is the hash tag, see
-//!   [`crate::event::Topic`]). The crate's cluster connection reconnects and resubscribes
-//!   after a failover; when a slot moves to another shard, Redis tells subscribers with a
-//!   `sunsubscribe` push, and the bus subscribes again (the crate then follows the `MOVED`
-//!   to the slot's new owner).
+//!   [`crate::event::Topic`]). The crate's cluster connection tracks subscriptions but does
+//!   not reliably restore them (tested): a slot moving to another shard unsubscribes its
+//!   channels with a `sunsubscribe` push that the crate takes as final, so the bus subscribes
+//!   again (the command follows `MOVED` to the new owner); after a connection loss (a
+//!   `Disconnection` push: a failover, a restart) the crate resends all of a node's channels
+//!   in one `SSUBSCRIBE`, which Redis refuses when they span slots, so once the bus answers
+//!   again it subscribes every needed channel again, one per command. Those control pushes are
+//!   acted on in the push sender itself, so a full push queue cannot lose them.
 //!
 //! Subscriptions are reconciled rather than queued: a session marks the topics whose local
 //! interest changed, and one task brings Redis in line with the hub, in batches. However
@@ -26,7 +30,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, RedisResult, Value};
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -161,7 +165,8 @@ impl Subscriber {
         let command = redis::cmd("PING");
         match self {
             Subscriber::Single(connection) => command.query_async::<()>(connection).await.is_ok(),
-            // Routed to every primary: up only if every shard answers.
+            // Routed to the primaries the connection knows; a dead one may be skipped, so a
+            // failover shows as a `Disconnection` push rather than a failed ping.
             Subscriber::Cluster(connection) => command.query_async::<()>(connection).await.is_ok(),
         }
     }
@@ -245,14 +250,31 @@ impl RedisBus {
         let unavailable = |err: redis::RedisError| BusError::Unavailable(err.to_string());
         let (push_tx, push_rx) = mpsc::channel::<PushInfo>(PUSH_QUEUE);
         let dropped_metrics = Arc::clone(&metrics);
-        let push_sender = move |push: PushInfo| match push_tx.try_send(push) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                dropped_metrics.bus_dropped.fetch_add(1, Ordering::Relaxed);
-                // Not an error for the connection: dropping is the documented overflow policy.
-                Ok(())
+        let resync = Arc::new(AtomicBool::new(false));
+        let sender_resync = Arc::clone(&resync);
+        let push_sender = move |push: PushInfo| {
+            // Control pushes take effect here, before the queue: a full queue may drop
+            // messages (counted) but never the news that subscriptions were lost.
+            match push.kind {
+                PushKind::Disconnection => {
+                    dropped_metrics.bus_up.store(0, Ordering::Relaxed);
+                    sender_resync.store(true, Ordering::Release);
+                }
+                PushKind::SUnsubscribe if push_tx.capacity() == 0 => {
+                    sender_resync.store(true, Ordering::Release);
+                }
+                _ => {}
             }
-            Err(err @ mpsc::error::TrySendError::Closed(_)) => Err(err),
+            match push_tx.try_send(push) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped_metrics.bus_dropped.fetch_add(1, Ordering::Relaxed);
+                    // Not an error for the connection: dropping is the documented overflow
+                    // policy.
+                    Ok(())
+                }
+                Err(err @ mpsc::error::TrySendError::Closed(_)) => Err(err),
+            }
         };
         let (publisher, subscriber) = match target {
             RedisTarget::Single(url) => {
@@ -314,7 +336,7 @@ impl RedisBus {
             subscriber.clone(),
             Arc::clone(&hub),
         ));
-        tokio::spawn(watch_health(Arc::downgrade(&bus), subscriber, hub));
+        tokio::spawn(watch_health(Arc::downgrade(&bus), subscriber, hub, resync));
         Ok(bus)
     }
 
@@ -487,10 +509,16 @@ async fn reconcile(
 /// Pings the subscriber connection so a lost connection is re-established (with its
 /// subscriptions) promptly, and keeps `bus_up` true to the facts.
 ///
-/// On a cluster, when the bus comes back after an outage (a master died and its replica took
-/// over), every channel sessions need is subscribed again: the connection to the dead master
-/// took its subscriptions with it, and the promoted replica has none.
-async fn watch_health(bus: std::sync::Weak<RedisBus>, mut subscriber: Subscriber, hub: Arc<Hub>) {
+/// On a cluster, when the bus answers again after a connection loss (a `Disconnection` push
+/// or a failed ping: a master died and its replica took over, a node restarted), or after a
+/// `sunsubscribe` that the full push queue could not carry, every channel sessions need is
+/// subscribed again, one per command.
+async fn watch_health(
+    bus: std::sync::Weak<RedisBus>,
+    mut subscriber: Subscriber,
+    hub: Arc<Hub>,
+    resync: Arc<AtomicBool>,
+) {
     let mut ticker = tokio::time::interval(PING_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let sharded = matches!(subscriber, Subscriber::Cluster(_));
@@ -506,15 +534,20 @@ async fn watch_health(bus: std::sync::Weak<RedisBus>, mut subscriber: Subscriber
         let was = metrics.bus_up.swap(i64::from(up), Ordering::Relaxed);
         if up && was == 0 {
             tracing::info!("redis subscriber connection restored");
-            if sharded && let Some(strong) = bus.upgrade() {
-                let topics = hub.topics();
-                tracing::info!(
-                    channels = topics.len(),
-                    "subscribing again after a cluster outage"
-                );
-                for topic in topics {
-                    strong.mark_lost(topic);
-                }
+        }
+        let resubscribe = up && (was == 0 || resync.load(Ordering::Acquire));
+        if sharded
+            && resubscribe
+            && let Some(strong) = bus.upgrade()
+        {
+            resync.store(false, Ordering::Release);
+            let topics = hub.topics();
+            tracing::info!(
+                channels = topics.len(),
+                "subscribing again after a cluster outage"
+            );
+            for topic in topics {
+                strong.mark_lost(topic);
             }
         } else if !up && was == 1 {
             tracing::warn!("redis unreachable");

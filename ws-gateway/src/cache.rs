@@ -142,15 +142,19 @@ impl LocationCache {
                     .collect())
             }
             LocationCache::Redis { connection, .. } => {
-                let mut connection = connection.clone();
+                let mut link = connection.clone();
                 let mut command = redis::cmd("MGET");
                 for &user in users {
                     command.arg(key(user));
                 }
-                let values: Vec<Option<Vec<u8>>> = command
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(|err| CacheError::Unavailable(err.to_string()))?;
+                let values: Vec<Option<Vec<u8>>> = match command.query_async(&mut link).await {
+                    Ok(values) => values,
+                    // On a cluster, a multi-slot MGET can fail for as long as the crate's slot
+                    // map is stale after a failover, while single-key reads already reach the
+                    // promoted replica: read key by key instead.
+                    Err(_) if connection.is_cluster() => get_each(connection, users).await?,
+                    Err(err) => return Err(CacheError::Unavailable(err.to_string())),
+                };
                 Ok(values
                     .into_iter()
                     .map(|value| match value.as_deref().and_then(Event::decode) {
@@ -161,6 +165,34 @@ impl LocationCache {
             }
         }
     }
+}
+
+/// One `GET` per user, 64 in flight, answers in `users` order.
+async fn get_each(link: &RedisLink, users: &[u64]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+    use futures_util::StreamExt;
+    let mut pending = futures_util::stream::FuturesOrdered::new();
+    let mut values = Vec::with_capacity(users.len());
+    for &user in users {
+        if pending.len() >= 64
+            && let Some(value) = pending.next().await
+        {
+            values.push(value);
+        }
+        let mut link = link.clone();
+        pending.push_back(async move {
+            redis::cmd("GET")
+                .arg(key(user))
+                .query_async::<Option<Vec<u8>>>(&mut link)
+                .await
+        });
+    }
+    while let Some(value) = pending.next().await {
+        values.push(value);
+    }
+    values
+        .into_iter()
+        .collect::<redis::RedisResult<Vec<_>>>()
+        .map_err(|err| CacheError::Unavailable(err.to_string()))
 }
 
 fn ttl_ms(ttl: Duration) -> u64 {
