@@ -63,6 +63,7 @@ impl GatewayError {
             FriendError::LimitReached(_) => {
                 Self::new(StatusCode::CONFLICT, "limit_reached", err.to_string())
             }
+            FriendError::ReadOnly => Self::new(StatusCode::CONFLICT, "read_only", err.to_string()),
             FriendError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "friend store unavailable");
                 Self::new(
@@ -164,6 +165,7 @@ pub struct TokenQuery {
         (status = 307, description = "another node serves this user: reconnect to the `Location` (the query string is kept)", body = GatewayNode),
         (status = 400, description = "not a WebSocket upgrade request"),
         (status = 401, description = "missing, forged or expired token"),
+        (status = 429, description = "too many connection attempts by this user: retry after `Retry-After` seconds"),
         (status = 503, description = "the friend store is unavailable")),
     security(("bearer" = [])))]
 pub async fn connect(
@@ -225,14 +227,36 @@ pub async fn connect(
             format!("this endpoint needs a WebSocket upgrade: {rejection}"),
         )
     })?;
-    let (friends, sharing) = tokio::join!(
-        gateway.friends().friends(user),
-        gateway.friends().sharing(user)
-    );
+    if let Err(wait) = gateway.users().try_connect(user, std::time::Instant::now()) {
+        gateway
+            .metrics()
+            .connects_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut response = GatewayError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many connection attempts; retry in {seconds} s"),
+        )
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(seconds),
+        );
+        return Ok(response);
+    }
+    // The watcher's cursor before the read: what changes after it is applied by the session
+    // once subscribed (see `crate::audience`).
+    let log_cursor = gateway.audience().cursor();
+    let audience = gateway
+        .friends()
+        .audience(user)
+        .await
+        .map_err(GatewayError::from_friends)?;
     let start = Start {
         user,
-        friends: friends.map_err(GatewayError::from_friends)?,
-        sharing: sharing.map_err(GatewayError::from_friends)?,
+        audience,
+        log_cursor,
     };
     let config = gateway.config().clone();
     Ok(upgrade

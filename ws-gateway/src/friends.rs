@@ -7,9 +7,14 @@
 //! A friendship is stored once per direction so "friends of u" is one index range. Sharing is
 //! on by default (being a mutual friend is the consent); a user can turn it off, optionally
 //! until a time, after which it flips back.
+//!
+//! Every change to who may see a user (a friendship made or ended, a sharing setting) appends
+//! the users concerned to the **audience log**, in the same transaction as the change and in
+//! commit order. Every gateway node reads the log (see [`crate::audience`]), so a change
+//! reaches every node even when the pub/sub message announcing it is lost.
 
 use crate::friends_pg::PgFriends;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Most friends one user may have.
@@ -75,6 +80,9 @@ pub enum FriendError {
     LimitReached(&'static str),
     /// The database failed or cannot be reached.
     Unavailable(String),
+    /// This store is read-only: nodes sharing a bus without a shared database serve the same
+    /// seed file and must never diverge (see [`FriendStore::freeze`]).
+    ReadOnly,
 }
 
 impl std::fmt::Display for FriendError {
@@ -83,6 +91,10 @@ impl std::fmt::Display for FriendError {
             FriendError::SelfRequest => f.write_str("a user cannot befriend themselves"),
             FriendError::LimitReached(what) => write!(f, "limit reached: {what}"),
             FriendError::Unavailable(detail) => write!(f, "friend store unavailable: {detail}"),
+            FriendError::ReadOnly => f.write_str(
+                "friendships and sharing are read-only here: the nodes share Redis without a \
+                 database and serve the same --friends file; set DATABASE_URL to change them",
+            ),
         }
     }
 }
@@ -97,6 +109,29 @@ pub struct Requests {
     /// Users this user asked, ascending.
     pub outgoing: Vec<u64>,
 }
+
+/// What a user's session needs to know about who they see and who sees them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Audience {
+    /// The user's own sharing setting.
+    pub sharing: Sharing,
+    /// Each friend with the friend's sharing setting (what the friend grants this user),
+    /// ascending by id.
+    pub friends: Vec<(u64, Sharing)>,
+}
+
+/// Entries of the audience log after a cursor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogPage {
+    /// `(sequence number, user)` in commit order: `user`'s audience changed.
+    pub entries: Vec<(i64, u64)>,
+    /// False when entries after the cursor were already trimmed from the log: whoever read
+    /// it must assume that anything may have changed.
+    pub complete: bool,
+}
+
+/// Most entries one read of the audience log returns.
+pub const LOG_PAGE: usize = 10_000;
 
 /// Where friendships and sharing live.
 ///
@@ -125,6 +160,40 @@ impl FriendStore {
         FriendStore::Memory(Arc::new(MemoryFriends::default()))
     }
 
+    /// Makes an in-memory store read-only from now on (seeding excepted): every change answers
+    /// [`FriendError::ReadOnly`]. Nodes that share a bus but not a database use it, so no node
+    /// ever holds friendships or sharing another node does not. A no-op for PostgreSQL.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use nearby_ws_gateway::friends::{FriendError, FriendStore};
+    /// let store = FriendStore::memory();
+    /// store.seed(&[(1, 2)]).await?;
+    /// store.freeze();
+    /// assert_eq!(store.remove(1, 2).await, Err(FriendError::ReadOnly));
+    /// assert_eq!(store.friends(1).await?, vec![2]);
+    /// # Ok::<(), FriendError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn freeze(&self) {
+        if let FriendStore::Memory(store) = self {
+            store
+                .read_only
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn writable(&self) -> Result<(), FriendError> {
+        match self {
+            FriendStore::Memory(store)
+                if store.read_only.load(std::sync::atomic::Ordering::Acquire) =>
+            {
+                Err(FriendError::ReadOnly)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Friends of `user`, ascending.
     ///
     /// # Errors
@@ -144,6 +213,7 @@ impl FriendStore {
         if from == to {
             return Err(FriendError::SelfRequest);
         }
+        self.writable()?;
         match self {
             FriendStore::Memory(store) => store.request(from, to),
             FriendStore::Postgres(store) => store.request(from, to).await,
@@ -155,6 +225,7 @@ impl FriendStore {
     /// # Errors
     /// A limit, or the database.
     pub async fn accept(&self, user: u64, from: u64) -> Result<bool, FriendError> {
+        self.writable()?;
         match self {
             FriendStore::Memory(store) => store.accept(user, from),
             FriendStore::Postgres(store) => store.accept(user, from).await,
@@ -167,6 +238,7 @@ impl FriendStore {
     /// # Errors
     /// The database.
     pub async fn remove(&self, user: u64, other: u64) -> Result<bool, FriendError> {
+        self.writable()?;
         match self {
             FriendStore::Memory(store) => Ok(store.remove(user, other)),
             FriendStore::Postgres(store) => store.remove(user, other).await,
@@ -219,6 +291,7 @@ impl FriendStore {
     /// # Errors
     /// The database.
     pub async fn set_sharing(&self, user: u64, sharing: Sharing) -> Result<(), FriendError> {
+        self.writable()?;
         match self {
             FriendStore::Memory(store) => {
                 store.set_sharing(user, sharing);
@@ -228,7 +301,9 @@ impl FriendStore {
         }
     }
 
-    /// Makes each pair mutual friends (seeding from a file); returns how many pairs were new.
+    /// Makes each pair mutual friends (seeding from a file); returns how many pairs were
+    /// applied. A pair is applied at most once in the life of the store: a friendship seeded
+    /// and later ended through the API is not re-created by seeding the same file again.
     ///
     /// # Errors
     /// The database.
@@ -238,13 +313,116 @@ impl FriendStore {
             FriendStore::Postgres(store) => store.seed(pairs).await,
         }
     }
+
+    /// The user's sharing setting and their friends with each friend's sharing setting.
+    ///
+    /// # Errors
+    /// The database.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use nearby_ws_gateway::friends::{FriendStore, Sharing};
+    /// let store = FriendStore::memory();
+    /// store.seed(&[(1, 2)]).await?;
+    /// let ghost = Sharing { enabled: false, until_ms: None };
+    /// store.set_sharing(2, ghost).await?;
+    /// let audience = store.audience(1).await?;
+    /// assert_eq!(audience.friends, vec![(2, ghost)]);
+    /// assert_eq!(audience.sharing, Sharing::default());
+    /// # Ok::<(), nearby_ws_gateway::friends::FriendError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn audience(&self, user: u64) -> Result<Audience, FriendError> {
+        match self {
+            FriendStore::Memory(store) => Ok(store.audience(user)),
+            FriendStore::Postgres(store) => store.audience(user).await,
+        }
+    }
+
+    /// What `friend` grants `viewer`: the friend's sharing setting if the two are friends,
+    /// `None` if they are not.
+    ///
+    /// # Errors
+    /// The database.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use nearby_ws_gateway::friends::{FriendStore, Sharing};
+    /// let store = FriendStore::memory();
+    /// store.seed(&[(1, 2)]).await?;
+    /// assert_eq!(store.grant(1, 2).await?, Some(Sharing::default()));
+    /// assert_eq!(store.grant(1, 3).await?, None);
+    /// # Ok::<(), nearby_ws_gateway::friends::FriendError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn grant(&self, viewer: u64, friend: u64) -> Result<Option<Sharing>, FriendError> {
+        match self {
+            FriendStore::Memory(store) => Ok(store.grant(viewer, friend)),
+            FriendStore::Postgres(store) => store.grant(viewer, friend).await,
+        }
+    }
+
+    /// The last sequence number of the audience log (0 when empty).
+    ///
+    /// # Errors
+    /// The database.
+    pub async fn log_head(&self) -> Result<i64, FriendError> {
+        match self {
+            FriendStore::Memory(store) => Ok(store.lock().log_head()),
+            FriendStore::Postgres(store) => store.log_head().await,
+        }
+    }
+
+    /// Up to [`LOG_PAGE`] audience log entries after `cursor`, in commit order.
+    ///
+    /// # Errors
+    /// The database.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use nearby_ws_gateway::friends::{FriendStore, Sharing};
+    /// let store = FriendStore::memory();
+    /// let head = store.log_head().await?;
+    /// store.seed(&[(1, 2)]).await?;
+    /// store.remove(2, 1).await?;
+    /// let page = store.log_after(head).await?;
+    /// let users: Vec<u64> = page.entries.iter().map(|&(_, user)| user).collect();
+    /// assert_eq!(users, vec![1, 2, 2, 1]);
+    /// assert!(page.complete);
+    /// # Ok::<(), nearby_ws_gateway::friends::FriendError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn log_after(&self, cursor: i64) -> Result<LogPage, FriendError> {
+        match self {
+            FriendStore::Memory(store) => Ok(store.lock().log_after(cursor)),
+            FriendStore::Postgres(store) => store.log_after(cursor).await,
+        }
+    }
+
+    /// Drops audience log entries older than `age` (every node reads the log within
+    /// seconds; a node that was away longer reloads every session instead).
+    ///
+    /// # Errors
+    /// The database.
+    pub async fn trim_log(&self, age: std::time::Duration) -> Result<(), FriendError> {
+        match self {
+            // The memory log is bounded by its length instead.
+            FriendStore::Memory(_) => Ok(()),
+            FriendStore::Postgres(store) => store.trim_log(age).await,
+        }
+    }
 }
 
 /// The in-memory store.
 #[derive(Default)]
 pub struct MemoryFriends {
     inner: Mutex<MemoryInner>,
+    read_only: std::sync::atomic::AtomicBool,
 }
+
+/// Entries the in-memory audience log keeps; a reader further behind is told the log is
+/// incomplete.
+const MEMORY_LOG_ENTRIES: usize = 100_000;
 
 #[derive(Default)]
 struct MemoryInner {
@@ -253,6 +431,11 @@ struct MemoryInner {
     requests: HashSet<(u64, u64)>,
     outgoing: HashMap<u64, usize>,
     sharing: HashMap<u64, Sharing>,
+    /// Pairs applied by [`FriendStore::seed`], never applied again.
+    seeded: HashSet<(u64, u64)>,
+    /// The audience log: `(sequence number, user)`, the last [`MEMORY_LOG_ENTRIES`].
+    log: VecDeque<(i64, u64)>,
+    last_seq: i64,
 }
 
 impl MemoryInner {
@@ -261,7 +444,41 @@ impl MemoryInner {
         self.drop_request(b, a);
         let new = self.friends.entry(a).or_default().insert(b);
         self.friends.entry(b).or_default().insert(a);
+        if new {
+            self.log_change(a);
+            self.log_change(b);
+        }
         new
+    }
+
+    /// Appends `user` to the audience log (under the store's lock: log order is change order).
+    fn log_change(&mut self, user: u64) {
+        self.last_seq += 1;
+        self.log.push_back((self.last_seq, user));
+        if self.log.len() > MEMORY_LOG_ENTRIES {
+            self.log.pop_front();
+        }
+    }
+
+    fn log_head(&self) -> i64 {
+        self.last_seq
+    }
+
+    fn log_after(&self, cursor: i64) -> LogPage {
+        let oldest = self.log.front().map_or(self.last_seq + 1, |&(seq, _)| seq);
+        let start = self.log.partition_point(|&(seq, _)| seq <= cursor);
+        LogPage {
+            entries: self
+                .log
+                .iter()
+                .skip(start)
+                .take(LOG_PAGE)
+                .copied()
+                .collect(),
+            // Sequence numbers are contiguous here: entries were dropped iff the oldest kept
+            // is past the one after the cursor.
+            complete: oldest <= cursor + 1,
+        }
     }
 
     fn drop_request(&mut self, from: u64, to: u64) -> bool {
@@ -332,14 +549,19 @@ impl MemoryFriends {
 
     fn remove(&self, user: u64, other: u64) -> bool {
         let mut inner = self.lock();
-        let mut removed = inner.drop_request(user, other) | inner.drop_request(other, user);
+        let requests = inner.drop_request(user, other) | inner.drop_request(other, user);
+        let mut ended = false;
         if let Some(friends) = inner.friends.get_mut(&user) {
-            removed |= friends.remove(&other);
+            ended |= friends.remove(&other);
         }
         if let Some(friends) = inner.friends.get_mut(&other) {
-            removed |= friends.remove(&user);
+            ended |= friends.remove(&user);
         }
-        removed
+        if ended {
+            inner.log_change(user);
+            inner.log_change(other);
+        }
+        requests || ended
     }
 
     fn requests(&self, user: u64) -> Requests {
@@ -369,15 +591,44 @@ impl MemoryFriends {
         } else {
             inner.sharing.insert(user, sharing);
         }
+        inner.log_change(user);
     }
 
     fn seed(&self, pairs: &[(u64, u64)]) -> usize {
         let mut inner = self.lock();
-        pairs
-            .iter()
-            .filter(|(a, b)| a != b)
-            .filter(|&&(a, b)| inner.befriend(a, b))
-            .count()
+        let mut applied = 0;
+        for &(a, b) in pairs.iter().filter(|(a, b)| a != b) {
+            if inner.seeded.insert((a.min(b), a.max(b))) {
+                inner.befriend(a, b);
+                applied += 1;
+            }
+        }
+        applied
+    }
+
+    fn audience(&self, user: u64) -> Audience {
+        let inner = self.lock();
+        let mut friends: Vec<(u64, Sharing)> = inner
+            .friends
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .map(|&friend| {
+                let sharing = inner.sharing.get(&friend).copied().unwrap_or_default();
+                (friend, sharing)
+            })
+            .collect();
+        friends.sort_unstable_by_key(|&(friend, _)| friend);
+        Audience {
+            sharing: inner.sharing.get(&user).copied().unwrap_or_default(),
+            friends,
+        }
+    }
+
+    fn grant(&self, viewer: u64, friend: u64) -> Option<Sharing> {
+        let inner = self.lock();
+        let friends = inner.friends.get(&viewer)?.contains(&friend);
+        friends.then(|| inner.sharing.get(&friend).copied().unwrap_or_default())
     }
 }
 
@@ -414,6 +665,56 @@ mod tests {
         assert_eq!(store.request(4, 3), Ok(RequestOutcome::Friends));
         assert_eq!(store.friends(3), vec![4]);
         assert_eq!(store.requests(3), Requests::default());
+    }
+
+    #[test]
+    fn the_audience_log_follows_every_change_in_order() {
+        let store = MemoryFriends::default();
+        store.seed(&[(1, 2)]);
+        let head = store.lock().log_head();
+        store.set_sharing(
+            1,
+            Sharing {
+                enabled: false,
+                until_ms: None,
+            },
+        );
+        store.request(3, 1).unwrap();
+        assert_eq!(
+            store.lock().log_head(),
+            head + 1,
+            "a request changes nobody's audience"
+        );
+        store.accept(1, 3).unwrap();
+        store.remove(2, 1);
+        let page = store.lock().log_after(head);
+        let users: Vec<u64> = page.entries.iter().map(|&(_, user)| user).collect();
+        assert_eq!(users, vec![1, 1, 3, 2, 1]);
+        assert!(page.complete);
+        let head = store.lock().log_head();
+        assert!(store.lock().log_after(head).entries.is_empty());
+    }
+
+    #[test]
+    fn a_reader_behind_the_kept_log_is_told_it_is_incomplete() {
+        let store = MemoryFriends::default();
+        for _ in 0..MEMORY_LOG_ENTRIES + 2 {
+            store.set_sharing(7, Sharing::default());
+        }
+        let inner = store.lock();
+        assert!(!inner.log_after(0).complete);
+        assert!(!inner.log_after(1).complete);
+        assert!(inner.log_after(2).complete);
+        assert_eq!(inner.log_after(2).entries.len(), LOG_PAGE);
+    }
+
+    #[test]
+    fn a_seeded_pair_is_applied_once_and_never_resurrected() {
+        let store = MemoryFriends::default();
+        assert_eq!(store.seed(&[(1, 2), (2, 1), (3, 3)]), 1);
+        assert!(store.remove(1, 2));
+        assert_eq!(store.seed(&[(2, 1)]), 0);
+        assert!(store.friends(1).is_empty());
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! Friendships and sharing in PostgreSQL (tables created by the service's migrations:
-//! `services/migrations/0002_friends.sql`).
+//! `services/migrations/0002_friends.sql`, `0003_audience.sql`).
 
 use crate::friends::{
-    FriendError, MAX_FRIENDS, MAX_PENDING_REQUESTS, RequestOutcome, Requests, Sharing,
+    Audience, FriendError, LOG_PAGE, LogPage, MAX_FRIENDS, MAX_PENDING_REQUESTS, RequestOutcome,
+    Requests, Sharing,
 };
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::collections::HashSet;
+
+/// The advisory lock that serialises audience log appends (two 32-bit keys: a key space apart
+/// from the single 64-bit keys of [`PgFriends::lock_pair`]).
+const LOG_LOCK: (i32, i32) = (0x6e65_6172, 1);
 
 /// User ids are `u64`; the database holds the same bits as `BIGINT`.
 fn to_db(user: u64) -> i64 {
@@ -16,6 +21,17 @@ fn from_db(user: i64) -> u64 {
     u64::from_ne_bytes(user.to_ne_bytes())
 }
 
+/// A sharing setting from columns `enabled, until_ms` starting at `first` (NULLs: the default).
+fn sharing_of(row: &sqlx::postgres::PgRow, first: usize) -> Sharing {
+    match row.get::<Option<bool>, _>(first) {
+        Some(enabled) => Sharing {
+            enabled,
+            until_ms: row.get(first + 1),
+        },
+        None => Sharing::default(),
+    }
+}
+
 fn unavailable(err: sqlx::Error) -> FriendError {
     FriendError::Unavailable(err.to_string())
 }
@@ -23,13 +39,142 @@ fn unavailable(err: sqlx::Error) -> FriendError {
 /// The PostgreSQL store; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PgFriends {
+    /// Session loads (a reconnect storm may drain it).
     pool: PgPool,
+    /// Changes, the audience log and the re-reads that apply a change: kept apart so that a
+    /// storm of connects cannot delay an unfriend or ghost mode.
+    control: PgPool,
 }
 
 impl PgFriends {
     /// A store on `pool`, whose database has been migrated by the service.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            control: pool.clone(),
+            pool,
+        }
+    }
+
+    /// Uses `control` for changes, the audience log and the re-reads that apply a change.
+    #[must_use]
+    pub fn with_control_pool(self, control: PgPool) -> Self {
+        Self { control, ..self }
+    }
+
+    /// Appends `users` to the audience log; the last statement of a change's transaction, so
+    /// the log lock is held only until the commit right after it.
+    async fn log_changes(
+        tx: &mut Transaction<'_, Postgres>,
+        users: &[u64],
+    ) -> Result<(), FriendError> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LOG_LOCK.0)
+            .bind(LOG_LOCK.1)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        let ids: Vec<i64> = users.iter().copied().map(to_db).collect();
+        sqlx::query("INSERT INTO audience_log (user_id) SELECT * FROM unnest($1::bigint[])")
+            .bind(&ids)
+            .execute(&mut **tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(crate) async fn audience(&self, user: u64) -> Result<Audience, FriendError> {
+        let (friends, sharing) = tokio::join!(
+            sqlx::query(
+                "SELECT f.friend_id, s.enabled, s.until_ms FROM friendships f \
+                 LEFT JOIN sharing s ON s.user_id = f.friend_id WHERE f.user_id = $1",
+            )
+            .bind(to_db(user))
+            .fetch_all(&self.pool),
+            self.sharing_on(&self.pool, user),
+        );
+        let mut friends: Vec<(u64, Sharing)> = friends
+            .map_err(unavailable)?
+            .iter()
+            .map(|row| (from_db(row.get(0)), sharing_of(row, 1)))
+            .collect();
+        friends.sort_unstable_by_key(|&(friend, _)| friend);
+        Ok(Audience {
+            sharing: sharing?,
+            friends,
+        })
+    }
+
+    pub(crate) async fn grant(
+        &self,
+        viewer: u64,
+        friend: u64,
+    ) -> Result<Option<Sharing>, FriendError> {
+        let row = sqlx::query(
+            "SELECT s.enabled, s.until_ms FROM friendships f \
+             LEFT JOIN sharing s ON s.user_id = f.friend_id \
+             WHERE f.user_id = $1 AND f.friend_id = $2",
+        )
+        .bind(to_db(viewer))
+        .bind(to_db(friend))
+        .fetch_optional(&self.control)
+        .await
+        .map_err(unavailable)?;
+        Ok(row.map(|row| sharing_of(&row, 0)))
+    }
+
+    pub(crate) async fn log_head(&self) -> Result<i64, FriendError> {
+        sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM audience_log")
+            .fetch_one(&self.control)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub(crate) async fn log_after(&self, cursor: i64) -> Result<LogPage, FriendError> {
+        let rows = sqlx::query(
+            "SELECT seq, user_id FROM audience_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(cursor)
+        .bind(i64::try_from(LOG_PAGE).unwrap_or(i64::MAX))
+        .fetch_all(&self.control)
+        .await
+        .map_err(unavailable)?;
+        // Read after the entries: a trim that ran in between shows here, so `complete` is
+        // never claimed for a page that lost entries.
+        let trimmed: i64 = sqlx::query_scalar("SELECT upto FROM audience_log_trim")
+            .fetch_one(&self.control)
+            .await
+            .map_err(unavailable)?;
+        Ok(LogPage {
+            entries: rows
+                .iter()
+                .map(|row| (row.get::<i64, _>(0), from_db(row.get(1))))
+                .collect(),
+            complete: trimmed <= cursor,
+        })
+    }
+
+    pub(crate) async fn trim_log(&self, age: std::time::Duration) -> Result<(), FriendError> {
+        let age_s = age.as_secs_f64();
+        sqlx::query(
+            "WITH trimmed AS (DELETE FROM audience_log \
+               WHERE at < now() - make_interval(secs => $1) RETURNING seq) \
+             UPDATE audience_log_trim SET upto = greatest(upto, (SELECT max(seq) FROM trimmed)) \
+             WHERE EXISTS (SELECT 1 FROM trimmed)",
+        )
+        .bind(age_s)
+        .execute(&self.control)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn sharing_on(&self, pool: &PgPool, user: u64) -> Result<Sharing, FriendError> {
+        let row = sqlx::query("SELECT enabled, until_ms FROM sharing WHERE user_id = $1")
+            .bind(to_db(user))
+            .fetch_optional(pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map_or_else(Sharing::default, |row| sharing_of(&row, 0)))
     }
 
     pub(crate) async fn friends(&self, user: u64) -> Result<Vec<u64>, FriendError> {
@@ -82,7 +227,7 @@ impl PgFriends {
         .execute(&mut **tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Self::log_changes(tx, &[a, b]).await
     }
 
     /// Serialises changes that involve a user: concurrent requests between the same two users
@@ -103,7 +248,7 @@ impl PgFriends {
     }
 
     pub(crate) async fn request(&self, from: u64, to: u64) -> Result<RequestOutcome, FriendError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.control.begin().await.map_err(unavailable)?;
         Self::lock_pair(&mut tx, from, to).await?;
         let already: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2)",
@@ -161,7 +306,7 @@ impl PgFriends {
     }
 
     pub(crate) async fn accept(&self, user: u64, from: u64) -> Result<bool, FriendError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.control.begin().await.map_err(unavailable)?;
         Self::lock_pair(&mut tx, user, from).await?;
         let pending: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM friend_requests WHERE from_id = $1 AND to_id = $2)",
@@ -180,7 +325,7 @@ impl PgFriends {
     }
 
     pub(crate) async fn remove(&self, user: u64, other: u64) -> Result<bool, FriendError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.control.begin().await.map_err(unavailable)?;
         Self::lock_pair(&mut tx, user, other).await?;
         let friendships = sqlx::query(
             "DELETE FROM friendships WHERE (user_id = $1 AND friend_id = $2) OR (user_id = $2 AND friend_id = $1)",
@@ -200,6 +345,9 @@ impl PgFriends {
         .await
         .map_err(unavailable)?
         .rows_affected();
+        if friendships > 0 {
+            Self::log_changes(&mut tx, &[user, other]).await?;
+        }
         tx.commit().await.map_err(unavailable)?;
         Ok(friendships + requests > 0)
     }
@@ -227,15 +375,7 @@ impl PgFriends {
     }
 
     pub(crate) async fn sharing(&self, user: u64) -> Result<Sharing, FriendError> {
-        let row = sqlx::query("SELECT enabled, until_ms FROM sharing WHERE user_id = $1")
-            .bind(to_db(user))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(row.map_or_else(Sharing::default, |row| Sharing {
-            enabled: row.get(0),
-            until_ms: row.get(1),
-        }))
+        self.sharing_on(&self.pool, user).await
     }
 
     pub(crate) async fn sharing_now(
@@ -260,10 +400,11 @@ impl PgFriends {
     }
 
     pub(crate) async fn set_sharing(&self, user: u64, sharing: Sharing) -> Result<(), FriendError> {
+        let mut tx = self.control.begin().await.map_err(unavailable)?;
         if sharing == Sharing::default() {
             sqlx::query("DELETE FROM sharing WHERE user_id = $1")
                 .bind(to_db(user))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
         } else {
@@ -274,33 +415,57 @@ impl PgFriends {
             .bind(to_db(user))
             .bind(sharing.enabled)
             .bind(sharing.until_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
         }
-        Ok(())
+        Self::log_changes(&mut tx, &[user]).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     pub(crate) async fn seed(&self, pairs: &[(u64, u64)]) -> Result<usize, FriendError> {
-        let mut written = 0;
+        let mut applied = 0;
         for chunk in pairs.chunks(10_000) {
-            let (mut users, mut friends) = (Vec::new(), Vec::new());
+            let (mut lows, mut highs) = (Vec::new(), Vec::new());
             for &(a, b) in chunk.iter().filter(|(a, b)| a != b) {
-                users.extend([to_db(a), to_db(b)]);
-                friends.extend([to_db(b), to_db(a)]);
+                lows.push(to_db(a.min(b)));
+                highs.push(to_db(a.max(b)));
             }
-            let inserted = sqlx::query(
-                "INSERT INTO friendships (user_id, friend_id) \
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+            // Only pairs never seeded before are befriended: one the users ended through the
+            // API stays ended, however often the file is applied.
+            let mut tx = self.control.begin().await.map_err(unavailable)?;
+            let rows = sqlx::query(
+                "INSERT INTO friend_seeds (user_a, user_b) \
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING \
+                 RETURNING user_a, user_b",
             )
-            .bind(&users)
-            .bind(&friends)
-            .execute(&self.pool)
+            .bind(&lows)
+            .bind(&highs)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(unavailable)?
-            .rows_affected();
-            written += usize::try_from(inserted / 2).unwrap_or(usize::MAX);
+            .map_err(unavailable)?;
+            let (mut users, mut friends) = (Vec::new(), Vec::new());
+            for row in &rows {
+                let (a, b): (i64, i64) = (row.get(0), row.get(1));
+                users.extend([a, b]);
+                friends.extend([b, a]);
+            }
+            if !users.is_empty() {
+                sqlx::query(
+                    "INSERT INTO friendships (user_id, friend_id) \
+                     SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+                )
+                .bind(&users)
+                .bind(&friends)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                let changed: Vec<u64> = users.iter().copied().map(from_db).collect();
+                Self::log_changes(&mut tx, &changed).await?;
+            }
+            tx.commit().await.map_err(unavailable)?;
+            applied += rows.len();
         }
-        Ok(written)
+        Ok(applied)
     }
 }

@@ -2,6 +2,7 @@
 //! friend store, history, metrics), and what the HTTP handlers call when friendships or
 //! sharing change.
 
+use crate::audience::{AudienceConfig, AudienceWatcher};
 use crate::bus::{Bus, BusError, RedisBus, RedisTarget};
 use crate::cache::LocationCache;
 use crate::event::{Event, Topic};
@@ -10,6 +11,7 @@ use crate::history::History;
 use crate::hub::Hub;
 use crate::membership::{Member, Membership, NodeConfig};
 use crate::metrics::GatewayMetrics;
+use crate::users::{UserLimits, Users};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -44,10 +46,18 @@ pub struct GatewayConfig {
     pub hysteresis_m: f64,
     /// A location expires after this long without an update.
     pub location_ttl: Duration,
-    /// Location messages per second per connection, sustained.
+    /// Location messages per second per user (all their sessions together), sustained.
     pub location_rate_per_s: f64,
-    /// Location messages a connection may send at once.
+    /// Location messages a user may send at once.
     pub location_burst: u32,
+    /// Most WebSocket sessions one user may have open; a newer one closes the oldest (4002).
+    pub max_sessions_per_user: usize,
+    /// Connection attempts per second per user, sustained (more are refused with 429).
+    pub connect_rate_per_s: f64,
+    /// Connection attempts a user may make at once.
+    pub connect_burst: u32,
+    /// How the audience log is followed (revocation under faults).
+    pub audience: AudienceConfig,
     /// Frames per second per connection before it counts as a flood and is closed (1008).
     pub frame_rate_per_s: f64,
     /// Frames a connection may send at once.
@@ -77,6 +87,10 @@ impl Default for GatewayConfig {
             location_ttl: Duration::from_secs(600),
             location_rate_per_s: 1.0,
             location_burst: 5,
+            max_sessions_per_user: 5,
+            connect_rate_per_s: 0.5,
+            connect_burst: 10,
+            audience: AudienceConfig::default(),
             frame_rate_per_s: 10.0,
             frame_burst: 50,
             max_message_bytes: 4 * 1024,
@@ -87,6 +101,45 @@ impl Default for GatewayConfig {
             send_timeout: Duration::from_secs(10),
             node: NodeConfig::default(),
         }
+    }
+}
+
+/// Stores `value` at `key` for `ttl` unless another value is there; renews it if it is
+/// ours. Returns the value held.
+async fn claim(
+    mut connection: crate::redis_link::RedisLink,
+    key: &str,
+    value: &str,
+    ttl: Duration,
+) -> Result<String, redis::RedisError> {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let set: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl_ms)
+        .query_async(&mut connection)
+        .await?;
+    if set.is_some() {
+        return Ok(value.to_owned());
+    }
+    let held: Option<String> = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut connection)
+        .await?;
+    match held {
+        Some(held) if held == value => {
+            redis::cmd("PEXPIRE")
+                .arg(key)
+                .arg(ttl_ms)
+                .query_async::<()>(&mut connection)
+                .await?;
+            Ok(held)
+        }
+        Some(held) => Ok(held),
+        // Expired between the two commands: take it.
+        None => Box::pin(claim(connection, key, value, ttl)).await,
     }
 }
 
@@ -119,7 +172,24 @@ struct Inner {
     metrics: Arc<GatewayMetrics>,
     authenticator: Box<dyn Authenticator>,
     membership: Arc<Membership>,
+    audience: Arc<AudienceWatcher>,
+    users: Users,
     shutdown: watch::Sender<bool>,
+}
+
+impl GatewayConfig {
+    /// The per-user limits these settings imply.
+    pub fn user_limits(&self) -> UserLimits {
+        UserLimits {
+            max_sessions: self.max_sessions_per_user,
+            connect_rate_per_s: self.connect_rate_per_s,
+            connect_burst: self.connect_burst,
+            location_rate_per_s: self.location_rate_per_s,
+            location_burst: self.location_burst,
+            forget_after: self.location_ttl,
+            ..UserLimits::default()
+        }
+    }
 }
 
 impl Gateway {
@@ -211,7 +281,14 @@ impl Gateway {
             None => History::off(Arc::clone(&metrics)),
         };
         let (shutdown, _) = watch::channel(false);
-        Ok(Gateway {
+        let audience = Arc::new(AudienceWatcher::new(config.audience));
+        tokio::spawn(Arc::clone(&audience).run(
+            friends.clone(),
+            Arc::downgrade(&hub),
+            Arc::clone(&metrics),
+        ));
+        let users = Users::new(config.user_limits());
+        let gateway = Gateway {
             inner: Arc::new(Inner {
                 config,
                 hub,
@@ -222,9 +299,76 @@ impl Gateway {
                 metrics,
                 authenticator: Box::new(authenticator),
                 membership,
+                audience,
+                users,
                 shutdown,
             }),
-        })
+        };
+        let weak = Arc::downgrade(&gateway.inner);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                ticker.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.users.prune(std::time::Instant::now());
+            }
+        });
+        Ok(gateway)
+    }
+
+    /// Makes sure every node sharing this Redis serves the same read-only friendships: the
+    /// first node stores `fingerprint` (of its seed file) under a key that lives while nodes
+    /// renew it; a node whose fingerprint differs is refused. In process, always `Ok`.
+    ///
+    /// # Errors
+    /// Another node serves a different seed, or Redis cannot be reached.
+    pub async fn hold_shared_fingerprint(&self, fingerprint: &str) -> Result<(), String> {
+        let LocationCache::Redis { connection, .. } = &self.inner.cache else {
+            return Ok(());
+        };
+        let ttl = (self.inner.config.node.heartbeat_ttl * 2).max(Duration::from_secs(1));
+        let key = "{nearby:nodes}:friends-seed";
+        let held = claim(connection.clone(), key, fingerprint, ttl)
+            .await
+            .map_err(|err| format!("cannot check the friendships seed in Redis: {err}"))?;
+        if held != fingerprint {
+            return Err(format!(
+                "another node sharing this Redis serves a different --friends file \
+                 (fingerprint {held}, this node's {fingerprint}); without DATABASE_URL every \
+                 node must serve the same one (or set DATABASE_URL to share friendships)"
+            ));
+        }
+        let connection = connection.clone();
+        let fingerprint = fingerprint.to_owned();
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                if weak.upgrade().is_none() {
+                    return;
+                }
+                match claim(connection.clone(), key, &fingerprint, ttl).await {
+                    Ok(held) if held != fingerprint => tracing::error!(
+                        held = %held,
+                        fingerprint = %fingerprint,
+                        "another node now serves a different --friends file"
+                    ),
+                    Ok(_) => {}
+                    Err(err) => tracing::debug!(error = %err, "cannot renew the friendships seed"),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The audience watcher (see [`crate::audience`]).
+    pub fn audience(&self) -> &Arc<AudienceWatcher> {
+        &self.inner.audience
+    }
+
+    /// Per-user limits and state shared by a user's sessions.
+    pub fn users(&self) -> &Users {
+        &self.inner.users
     }
 
     /// The settings.
@@ -275,12 +419,15 @@ impl Gateway {
         self.inner.bus.is_up()
     }
 
-    /// Tells the live sessions of `user`, on every node, to reload their friendships and
-    /// sharing.
+    /// Hints every node that `user`'s friendships or sharing changed (committed, with its
+    /// audience log entry): this node's watcher reads the log at once, and so does every node
+    /// that holds a session of `user` when the hint reaches it. A lost hint only delays the
+    /// change to the next poll of the log.
     ///
     /// # Errors
     /// The bus is unavailable.
     pub async fn notify_changed(&self, user: u64) -> Result<(), BusError> {
+        self.inner.hub.control_hint().notify_one();
         self.inner
             .bus
             .publish(Topic::Control(user), Event::Changed)

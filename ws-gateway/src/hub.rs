@@ -1,12 +1,18 @@
 //! The node's local fan-out: which sessions listen to which topic, and each session's mailbox.
 //!
 //! The bus delivers each topic to a node once; the hub hands the event to every local session
-//! subscribed to it. A mailbox keeps at most one pending event per friend (the latest wins) and
-//! a "reload" flag, so a session that cannot keep up coalesces instead of queueing: its memory
-//! is bounded by its number of friends however fast they move.
+//! subscribed to it. A mailbox keeps at most one pending event per friend (the latest wins), a
+//! "reload" flag and the set of friends whose grant must be re-read, so a session that cannot
+//! keep up coalesces instead of queueing: its memory is bounded by its number of friends
+//! however fast they move.
+//!
+//! Control topics carry only hints (`Changed`): the hub turns them into a wake-up of the
+//! audience watcher ([`crate::audience`]), which reads the durable log and marks the sessions
+//! concerned through [`Hub::audience_changed`]. A lost hint delays a change by at most a poll
+//! interval; it never loses it.
 
 use crate::event::{Event, Topic};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -27,8 +33,11 @@ pub struct Mailbox {
 pub struct Pending {
     /// Latest location event per friend (location or gone).
     pub events: HashMap<u64, Event>,
-    /// The session's friendships or sharing changed: reload them.
+    /// The session's own friendships or sharing changed: reload them.
     pub reload: bool,
+    /// Friends whose friendships or sharing changed: re-read what they grant this session's
+    /// user before showing them again.
+    pub recheck: HashSet<u64>,
 }
 
 impl Mailbox {
@@ -48,26 +57,23 @@ impl Mailbox {
         std::mem::take(&mut *lock(&self.pending))
     }
 
-    /// Delivers an event from `topic`; returns true if it replaced one not yet handled.
-    fn offer(&self, topic: Topic, event: Event) -> bool {
-        let replaced = {
-            let mut pending = lock(&self.pending);
-            match topic {
-                Topic::Control(_) => {
-                    let was = pending.reload;
-                    pending.reload = true;
-                    was
-                }
-                Topic::Location(user) => pending.events.insert(user, event).is_some(),
-            }
-        };
+    /// Delivers a location event of `user`; returns true if it replaced one not yet handled.
+    fn offer(&self, user: u64, event: Event) -> bool {
+        let replaced = lock(&self.pending).events.insert(user, event).is_some();
         self.notify.notify_one();
         replaced
     }
 
-    /// Asks the session to reload its friendships (used when a change is made on this node).
+    /// Asks the session to reload its own friendships and sharing.
     pub fn request_reload(&self) {
-        self.offer(Topic::Control(0), Event::Changed);
+        lock(&self.pending).reload = true;
+        self.notify.notify_one();
+    }
+
+    /// Asks the session to re-read what `friend` grants it.
+    fn request_recheck(&self, friend: u64) {
+        lock(&self.pending).recheck.insert(friend);
+        self.notify.notify_one();
     }
 }
 
@@ -104,6 +110,8 @@ pub struct Dispatched {
 pub struct Hub {
     shards: Box<[Mutex<Table>]>,
     next_session: AtomicU64,
+    /// Woken by a `Changed` hint from the bus: the audience watcher reads the log at once.
+    control_hint: Arc<Notify>,
 }
 
 impl Default for Hub {
@@ -111,6 +119,7 @@ impl Default for Hub {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Table::new())).collect(),
             next_session: AtomicU64::new(1),
+            control_hint: Arc::new(Notify::new()),
         }
     }
 }
@@ -174,19 +183,70 @@ impl Hub {
         topics
     }
 
-    /// Hands `event` to every local subscriber of `topic`.
+    /// Hands `event` to every local subscriber of `topic`. A control topic's event is a hint
+    /// for the audience watcher, which it wakes (sessions learn changes from the log).
     pub fn dispatch(&self, topic: Topic, event: Event) -> Dispatched {
+        let Topic::Location(user) = topic else {
+            self.control_hint.notify_one();
+            return Dispatched::default();
+        };
         let table = self.shard(topic);
         let mut outcome = Dispatched::default();
         if let Some(subscribers) = table.get(&topic) {
             for mailbox in subscribers {
                 outcome.delivered += 1;
-                if mailbox.offer(topic, event) {
+                if mailbox.offer(user, event) {
                     outcome.coalesced += 1;
                 }
             }
         }
         outcome
+    }
+
+    /// What the audience watcher waits on besides its poll interval.
+    pub fn control_hint(&self) -> Arc<Notify> {
+        Arc::clone(&self.control_hint)
+    }
+
+    /// `user`'s friendships or sharing changed: their own sessions here reload, and sessions
+    /// watching them re-read what `user` grants them.
+    ///
+    /// ```
+    /// use nearby_ws_gateway::{event::Topic, hub::Hub};
+    /// let hub = Hub::default();
+    /// let (own, viewer) = (hub.mailbox(), hub.mailbox());
+    /// hub.subscribe(Topic::Control(7), &own);
+    /// hub.subscribe(Topic::Location(7), &viewer);
+    /// hub.audience_changed(7);
+    /// assert!(own.take().reload);
+    /// assert!(viewer.take().recheck.contains(&7));
+    /// ```
+    pub fn audience_changed(&self, user: u64) {
+        if let Some(own) = self.shard(Topic::Control(user)).get(&Topic::Control(user)) {
+            own.iter().for_each(|mailbox| mailbox.request_reload());
+        }
+        if let Some(viewers) = self
+            .shard(Topic::Location(user))
+            .get(&Topic::Location(user))
+        {
+            viewers
+                .iter()
+                .for_each(|mailbox| mailbox.request_recheck(user));
+        }
+    }
+
+    /// Every session here reloads its friendships and sharing (after the node may have
+    /// missed changes).
+    pub fn reload_all(&self) {
+        for shard in &self.shards {
+            for (topic, mailboxes) in lock(shard).iter() {
+                if let Topic::Control(_) = topic {
+                    mailboxes
+                        .iter()
+                        .for_each(|mailbox| mailbox.request_reload());
+                }
+            }
+        }
     }
 }
 
@@ -205,11 +265,12 @@ mod tests {
             hub.dispatch(Topic::Location(1), Event::Changed).coalesced,
             1
         );
-        hub.dispatch(Topic::Control(9), Event::Changed);
+        // A control hint wakes the audience watcher, not the session.
+        assert_eq!(hub.dispatch(Topic::Control(9), Event::Changed).delivered, 0);
         let pending = mailbox.take();
         assert_eq!(pending.events.len(), 1);
         assert_eq!(pending.events.get(&1), Some(&Event::Changed));
-        assert!(pending.reload);
+        assert!(!pending.reload);
         assert!(mailbox.take().events.is_empty());
     }
 

@@ -22,7 +22,12 @@
 //! - [`redis_link`]: one connection type for a Redis server or a Redis Cluster.
 //! - [`cache`]: each user's latest location with a TTL, in memory or in Redis.
 //! - [`friends`] and [`friends_pg`]: friendships, requests and sharing, in memory or in
-//!   PostgreSQL.
+//!   PostgreSQL, and the audience log every change appends to.
+//! - [`audience`]: the watcher that follows the audience log on every node, so a revocation
+//!   holds within about a second even when the pub/sub message announcing it is lost (fail
+//!   closed while the log cannot be read).
+//! - [`users`]: per-user limits across a user's sessions (at most 5 sessions, connection and
+//!   location rates, plausible movement).
 //! - [`history`]: location history appended to PostgreSQL in batches through a bounded queue.
 //! - [`membership`]: which gateway nodes are alive (heartbeat keys in Redis) and which one
 //!   owns each user; [`ring`]: the rendezvous hashing that decides it.
@@ -30,6 +35,7 @@
 //! - [`clock`]: Unix milliseconds and RFC 3339.
 
 pub mod api;
+pub mod audience;
 pub mod bus;
 pub mod cache;
 pub mod clock;
@@ -45,5 +51,6 @@ pub mod protocol;
 pub mod redis_link;
 pub mod ring;
 pub mod session;
+pub mod users;
 
 pub use gateway::{Authenticator, Backend, DEFAULT_RADIUS_M, Gateway, GatewayConfig};

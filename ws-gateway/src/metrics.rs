@@ -63,6 +63,20 @@ pub struct GatewayMetrics {
     pub redirected: AtomicU64,
     /// Live gateway nodes in this node's view of the membership.
     pub nodes: AtomicI64,
+    /// Failed reads of the audience log.
+    pub audience_errors: AtomicU64,
+    /// 1 while the audience log has not been read within the staleness bound (sessions
+    /// withhold every friend's location).
+    pub audience_stale: AtomicI64,
+    /// Friends' locations withheld because what they grant was being re-read, or the
+    /// audience log was stale.
+    pub withheld: AtomicU64,
+    /// Sessions closed because the user opened a newer one past the per-user limit (4002).
+    pub sessions_replaced: AtomicU64,
+    /// Upgrades refused (429) for too many connection attempts by one user.
+    pub connects_limited: AtomicU64,
+    /// Locations refused as implausible movement.
+    pub implausible: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -83,7 +97,32 @@ impl GatewayMetrics {
 
     /// Appends the metrics in the text exposition format.
     pub fn render(&self, out: &mut String) {
-        let counters: [(&str, &str, &AtomicU64); 16] = [
+        let counters: [(&str, &str, &AtomicU64); 21] = [
+            (
+                "nearby_audience_log_errors_total",
+                "failed reads of the audience log",
+                &self.audience_errors,
+            ),
+            (
+                "nearby_ws_withheld_total",
+                "friend locations withheld while a grant was re-read or the audience log was stale",
+                &self.withheld,
+            ),
+            (
+                "nearby_ws_sessions_replaced_total",
+                "sessions closed (4002) because the user opened a newer one past the limit",
+                &self.sessions_replaced,
+            ),
+            (
+                "nearby_ws_connects_limited_total",
+                "WebSocket upgrades refused (429) for too many attempts by one user",
+                &self.connects_limited,
+            ),
+            (
+                "nearby_ws_implausible_total",
+                "locations refused as implausible movement",
+                &self.implausible,
+            ),
             (
                 "nearby_ws_sessions_moved_total",
                 "sessions closed so the user reconnects to its owner node (4001, 1012)",
@@ -172,7 +211,12 @@ impl GatewayMetrics {
                 value.load(Ordering::Relaxed)
             );
         }
-        let gauges: [(&str, &str, &AtomicI64); 5] = [
+        let gauges: [(&str, &str, &AtomicI64); 6] = [
+            (
+                "nearby_audience_log_stale",
+                "1 while the audience log is unread past the staleness bound (locations withheld)",
+                &self.audience_stale,
+            ),
             (
                 "nearby_gateway_nodes",
                 "live gateway nodes in this node's view of the membership",

@@ -25,6 +25,9 @@ pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// Close code when another node now owns the user (the membership changed): the reason is
 /// that node's WebSocket URL; reconnect there.
 pub const CLOSE_MOVED: u16 = 4001;
+/// Close code when the user opened a newer session past the per-user limit (5 by default):
+/// the oldest session is closed, the newest device wins. Do not reconnect automatically.
+pub const CLOSE_REPLACED: u16 = 4002;
 
 /// How far a client timestamp may run ahead of the server clock, in milliseconds.
 pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
@@ -67,7 +70,9 @@ pub enum ClientMessage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageError {
     /// Stable machine-readable code: `malformed`, `unknown_type`, `missing_field`,
-    /// `invalid_field`, `rate_limited` or `unsupported_frame`.
+    /// `invalid_field`, `rate_limited`, `unsupported_frame`, `implausible_movement` (a
+    /// location too far from the last accepted one for the time elapsed) or `unavailable`
+    /// (the location could not be shared, or friends' locations cannot be read right now).
     pub code: &'static str,
     /// Explanation for a person.
     pub message: String,

@@ -4,23 +4,31 @@
 //! channels as well as real sockets. A session:
 //!
 //! 1. listens to its own control topic and to the location topic of every friend;
-//! 2. on each location from the client: publishes it (cache, bus, history) and re-evaluates
-//!    which friends are within the radius; the first one is answered with the snapshot;
+//! 2. on each location from the client: checks the per-user rate and that the move is
+//!    plausible, publishes it (cache, bus, history) and re-evaluates which friends are within
+//!    the radius; the first one is answered with the snapshot;
 //! 3. on friends' events (from its mailbox, coalesced per friend): pushes `friend_location`
-//!    or `friend_gone`, with hysteresis at the edge;
-//! 4. forgets friends silent past the TTL, pings idle clients, and closes clients that flood,
-//!    send oversize frames, stop reading or stop answering.
+//!    or `friend_gone`, with hysteresis at the edge — only for a friend whose grant (their
+//!    sharing setting, as last read) lets this user see them now, while the node's audience
+//!    log is fresh (see [`crate::audience`]);
+//! 4. applies changes to friendships and sharing that the audience watcher marks in its
+//!    mailbox: re-reads them, withholding the friends concerned until the read succeeds
+//!    (retried, never "until the next change");
+//! 5. forgets friends silent past the TTL, pings idle clients, and closes clients that flood,
+//!    send oversize frames, stop reading or stop answering, or are replaced by a newer
+//!    session of the same user past the per-user limit (4002).
 
 use crate::clock;
 use crate::event::{Event, Topic};
-use crate::friends::Sharing;
+use crate::friends::{Audience, Sharing};
 use crate::gateway::Gateway;
 use crate::hub::Mailbox;
 use crate::protocol::{
     CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_MOVED, CLOSE_POLICY_VIOLATION,
-    CLOSE_PROTOCOL_ERROR, CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_UNRESPONSIVE, ClientMessage,
-    Fix, FriendView, MessageError, ServerMessage, parse_client_message,
+    CLOSE_PROTOCOL_ERROR, CLOSE_REPLACED, CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_UNRESPONSIVE,
+    ClientMessage, Fix, FriendView, MessageError, ServerMessage, parse_client_message,
 };
+use crate::users::Bucket;
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use geo_index::LatLng;
@@ -29,6 +37,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// How soon a failed re-read of friendships or sharing is tried again.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+/// Past this many friends to re-check at once, one full reload is cheaper than one read each.
+const RECHECK_ONE_BY_ONE: usize = 16;
 
 /// A friend's last known location, as this session saw it.
 #[derive(Clone, Copy, Debug)]
@@ -40,36 +54,19 @@ struct Known {
     shown: bool,
 }
 
-/// A token bucket.
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    tokens: f64,
-    burst: f64,
-    rate_per_s: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate_per_s: f64, burst: u32, now: Instant) -> Self {
-        let burst = f64::from(burst.max(1));
-        Self {
-            tokens: burst,
-            burst,
-            rate_per_s,
-            last: now,
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate_per_s).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+/// Whether a friend at `distance_m` is (still) shown: enter at the radius, leave only past
+/// radius + hysteresis, so a friend standing on the edge does not flicker.
+///
+/// ```text
+/// shown  distance            result
+/// no     <= radius           yes
+/// yes    <= radius + hyst.   yes
+/// ```
+fn within(shown: bool, distance_m: f64, radius_m: f64, hysteresis_m: f64) -> bool {
+    if shown {
+        distance_m <= radius_m + hysteresis_m
+    } else {
+        distance_m <= radius_m
     }
 }
 
@@ -78,10 +75,12 @@ enum Wake {
     Frame(Option<Result<Message, axum::Error>>),
     Mailbox,
     Expiry,
-    SharingFlip,
+    Flip,
+    Retry,
     Ping,
     Shutdown,
     Membership,
+    Replaced,
 }
 
 /// Why a session ended, for logs and close frames.
@@ -97,28 +96,44 @@ enum End {
 pub struct Start {
     /// The authenticated user.
     pub user: u64,
-    /// Their friends.
-    pub friends: Vec<u64>,
-    /// Their sharing setting.
-    pub sharing: Sharing,
+    /// Their sharing setting and their friends with what each grants them.
+    pub audience: Audience,
+    /// The audience watcher's cursor, noted *before* `audience` was read: changes after it
+    /// are applied once the session has subscribed.
+    pub log_cursor: Option<i64>,
 }
 
 struct Session {
     gateway: Gateway,
     user: u64,
     mailbox: Arc<Mailbox>,
-    friends: HashSet<u64>,
+    /// Friends, each with their sharing setting: what they grant this user.
+    friends: HashMap<u64, Sharing>,
+    /// Friends whose grant changed and is being re-read: none of their locations is shown
+    /// until it is.
+    uncertain: HashSet<u64>,
+    /// The user's own sharing setting.
     sharing: Sharing,
+    /// The user's own friendships or sharing changed and were not re-read yet: the user's
+    /// location is not published meanwhile.
+    own_reload: bool,
+    /// When to try a failed re-read again.
+    retry_at: Option<Instant>,
+    /// The next instant a timed sharing setting (the user's or a friend's) flips.
+    flip_at: Option<Instant>,
     /// The client's last accepted location.
     last_fix: Option<Fix>,
+    /// Whether the client got its snapshot (a failed one is retried at the next location).
+    snapshot_sent: bool,
     /// Whether this session last told friends the user is gone (sharing off).
     hidden: bool,
     known: HashMap<u64, Known>,
     next_expiry: Option<Instant>,
-    location_bucket: Bucket,
     frame_bucket: Bucket,
     last_heard: Instant,
     outbox: Vec<ServerMessage>,
+    /// Notified when a newer session of the user replaced this one.
+    replaced: Arc<Notify>,
 }
 
 /// Runs a session on `socket` until it ends; every subscription it made is undone.
@@ -129,29 +144,58 @@ where
     let metrics_started = Instant::now();
     let now = Instant::now();
     let config = gateway.config().clone();
+    let mailbox = gateway.hub().mailbox();
+    let registration = gateway.users().register(start.user, mailbox.session(), now);
+    gateway
+        .metrics()
+        .sessions_replaced
+        .fetch_add(registration.evicted as u64, Ordering::Relaxed);
     let mut session = Session {
         user: start.user,
-        mailbox: gateway.hub().mailbox(),
-        friends: HashSet::new(),
-        sharing: start.sharing,
+        mailbox,
+        friends: HashMap::new(),
+        uncertain: HashSet::new(),
+        sharing: start.audience.sharing,
+        own_reload: false,
+        retry_at: None,
+        flip_at: None,
         last_fix: None,
+        snapshot_sent: false,
         hidden: false,
         known: HashMap::new(),
         next_expiry: None,
-        location_bucket: Bucket::new(config.location_rate_per_s, config.location_burst, now),
         frame_bucket: Bucket::new(config.frame_rate_per_s, config.frame_burst, now),
         last_heard: now,
         outbox: Vec::new(),
+        replaced: registration.replaced,
         gateway,
     };
     let gateway = session.gateway.clone();
     let metrics = gateway.metrics();
     metrics.sessions.fetch_add(1, Ordering::AcqRel);
     metrics.sessions_opened.fetch_add(1, Ordering::Relaxed);
+    // Subscribe first, then ask what changed since the state was read: a change that landed
+    // in between is either in the watcher's tail now or marked in the mailbox later.
     session.subscribe(Topic::Control(session.user));
-    for friend in start.friends {
-        session.add_friend(friend);
+    for (friend, grant) in start.audience.friends {
+        session.add_friend(friend, grant);
     }
+    match gateway.audience().since(start.log_cursor) {
+        None => session.own_reload = true,
+        Some(users) => {
+            for user in users {
+                if user == session.user {
+                    session.own_reload = true;
+                } else if session.friends.contains_key(&user) {
+                    session.uncertain.insert(user);
+                }
+            }
+        }
+    }
+    if session.own_reload || !session.uncertain.is_empty() {
+        session.apply_audience().await;
+    }
+    session.flip_at = session.next_flip(clock::now_ms());
     tracing::debug!(
         user = session.user,
         friends = session.friends.len(),
@@ -208,20 +252,40 @@ impl Session {
         }
     }
 
-    fn add_friend(&mut self, friend: u64) {
-        if friend != self.user && self.friends.insert(friend) {
+    fn add_friend(&mut self, friend: u64, grant: Sharing) {
+        if friend == self.user {
+            return;
+        }
+        if self.friends.insert(friend, grant).is_none() {
             self.subscribe(Topic::Location(friend));
         }
     }
 
     fn remove_friend(&mut self, friend: u64) {
-        if self.friends.remove(&friend) {
+        self.uncertain.remove(&friend);
+        if self.friends.remove(&friend).is_some() {
             self.unsubscribe(Topic::Location(friend));
             if self.known.remove(&friend).is_some_and(|k| k.shown) {
                 self.outbox
                     .push(ServerMessage::FriendGone { user_id: friend });
             }
         }
+    }
+
+    /// The one rule for showing a friend's location: they are a friend whose grant is
+    /// settled (not being re-read) and lets this user see them at `now_ms`, and the node has
+    /// read the audience log recently enough (`fresh`).
+    fn may_see(&self, friend: u64, now_ms: i64, fresh: bool) -> bool {
+        fresh
+            && !self.uncertain.contains(&friend)
+            && self
+                .friends
+                .get(&friend)
+                .is_some_and(|grant| grant.effective(now_ms))
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.gateway.audience().is_fresh(Instant::now())
     }
 
     async fn serve<S>(&mut self, socket: &mut S) -> End
@@ -237,17 +301,18 @@ impl Session {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await; // the first tick is immediate
         let mailbox = Arc::clone(&self.mailbox);
+        let replaced = Arc::clone(&self.replaced);
         loop {
-            let expiry = self.next_expiry;
-            let flip = self.sharing_flip();
             let wake = tokio::select! {
                 frame = socket.next() => Wake::Frame(frame),
                 () = mailbox.wait() => Wake::Mailbox,
-                () = sleep_until_opt(expiry) => Wake::Expiry,
-                () = sleep_until_opt(flip) => Wake::SharingFlip,
+                () = sleep_until_opt(self.next_expiry) => Wake::Expiry,
+                () = sleep_until_opt(self.flip_at) => Wake::Flip,
+                () = sleep_until_opt(self.retry_at) => Wake::Retry,
                 _ = ping.tick() => Wake::Ping,
                 _ = shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
                 Ok(()) = members.changed() => Wake::Membership,
+                () = replaced.notified() => Wake::Replaced,
             };
             let step = match wake {
                 Wake::Frame(frame) => self.on_frame(frame).await,
@@ -259,10 +324,13 @@ impl Session {
                     self.expire(Instant::now());
                     None
                 }
-                Wake::SharingFlip => {
-                    // A timed sharing setting flipped: hide or show the user now, not at
-                    // their next update.
-                    self.publish_own().await;
+                Wake::Flip => {
+                    self.on_flip().await;
+                    None
+                }
+                Wake::Retry => {
+                    self.retry_at = None;
+                    self.apply_audience().await;
                     None
                 }
                 Wake::Ping if self.last_heard.elapsed() > config.idle_timeout => {
@@ -276,17 +344,24 @@ impl Session {
                     ))
                 }
                 Wake::Ping => self
-                    .send_now(socket, Message::Ping(Default::default()))
+                    .send(socket, &[], Some(Message::Ping(Default::default())))
                     .await
                     .err(),
                 Wake::Shutdown => Some(self.shutdown_close()),
                 Wake::Membership => self.moved(),
+                Wake::Replaced => Some(End::Close(
+                    CLOSE_REPLACED,
+                    "replaced by a newer session of this user".into(),
+                )),
             };
             if let Some(end) = step {
                 return end;
             }
-            if let Err(end) = self.flush(socket).await {
-                return end;
+            if !self.outbox.is_empty() {
+                let messages = std::mem::take(&mut self.outbox);
+                if let Err(end) = self.send(socket, &messages, None).await {
+                    return end;
+                }
             }
         }
     }
@@ -332,11 +407,34 @@ impl Session {
         Some(End::Close(CLOSE_MOVED, owner.websocket_url().into()))
     }
 
-    /// When the user's timed sharing setting flips, if it is still ahead.
-    fn sharing_flip(&self) -> Option<Instant> {
-        let until = self.sharing.until_ms?;
-        let ahead = until.checked_sub(clock::now_ms()).filter(|ms| *ms > 0)?;
-        Some(Instant::now() + Duration::from_millis(u64::try_from(ahead).ok()?))
+    /// The next instant, still ahead, at which the user's or a friend's timed sharing flips.
+    fn next_flip(&self, now_ms: i64) -> Option<Instant> {
+        let ahead = std::iter::once(&self.sharing)
+            .chain(self.friends.values())
+            .filter_map(|sharing| sharing.until_ms)
+            .filter(|&until| until > now_ms)
+            .min()?;
+        let wait = u64::try_from(ahead - now_ms).ok()?;
+        Some(Instant::now() + Duration::from_millis(wait))
+    }
+
+    /// A timed sharing setting flipped: show or hide the user now (not at their next
+    /// update), and stop showing friends whose sharing ended.
+    async fn on_flip(&mut self) {
+        self.publish_own().await;
+        if let Some(fix) = self.last_fix {
+            self.reevaluate(fix.position);
+        }
+        self.flip_at = self.next_flip(clock::now_ms());
+    }
+
+    /// Counts a message over the flood limit; the close to end the session with.
+    fn flood(&self) -> End {
+        self.gateway
+            .metrics()
+            .closed_abuse
+            .fetch_add(1, Ordering::Relaxed);
+        End::Close(CLOSE_POLICY_VIOLATION, "message rate limit exceeded".into())
     }
 
     /// Handles one frame from the client; `Some` ends the session.
@@ -351,14 +449,7 @@ impl Session {
         match message {
             Message::Text(text) => {
                 if !self.frame_bucket.take(now) {
-                    self.gateway
-                        .metrics()
-                        .closed_abuse
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Some(End::Close(
-                        CLOSE_POLICY_VIOLATION,
-                        "message rate limit exceeded".into(),
-                    ));
+                    return Some(self.flood());
                 }
                 if text.len() > self.gateway.config().max_message_bytes {
                     self.gateway
@@ -369,8 +460,8 @@ impl Session {
                 }
                 match parse_client_message(text.as_str(), clock::now_ms()) {
                     Ok(ClientMessage::Location(fix)) => {
-                        if self.location_bucket.take(now) {
-                            self.on_location(fix).await;
+                        if self.gateway.users().take_location(self.user, now) {
+                            self.on_location(fix, now).await;
                         } else {
                             self.refuse(MessageError::new(
                                 "rate_limited",
@@ -383,14 +474,7 @@ impl Session {
             }
             Message::Binary(_) => {
                 if !self.frame_bucket.take(now) {
-                    self.gateway
-                        .metrics()
-                        .closed_abuse
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Some(End::Close(
-                        CLOSE_POLICY_VIOLATION,
-                        "message rate limit exceeded".into(),
-                    ));
+                    return Some(self.flood());
                 }
                 self.refuse(MessageError::new(
                     "unsupported_frame",
@@ -434,25 +518,45 @@ impl Session {
         self.outbox.push(err.into());
     }
 
-    /// Publishes the client's location and updates what the client sees.
-    async fn on_location(&mut self, fix: Fix) {
+    /// Publishes the client's location and updates what the client sees; an implausible move
+    /// is refused and changes nothing.
+    async fn on_location(&mut self, fix: Fix, now: Instant) {
+        if let Err(implausible) = self.gateway.users().accept_move(self.user, fix, now) {
+            self.gateway
+                .metrics()
+                .implausible
+                .fetch_add(1, Ordering::Relaxed);
+            self.refuse(MessageError::new(
+                "implausible_movement",
+                format!(
+                    "{:.0} km from your last location at {:.0} km/h: refused, your previous location stands",
+                    implausible.distance_m / 1_000.0,
+                    implausible.speed_kmh
+                ),
+            ));
+            return;
+        }
         self.gateway
             .metrics()
             .locations
             .fetch_add(1, Ordering::Relaxed);
-        let first = self.last_fix.is_none();
         self.last_fix = Some(fix);
         self.publish_own().await;
-        if first {
-            self.snapshot(fix.position).await;
-        } else {
+        if self.snapshot_sent {
             self.reevaluate(fix.position);
+        } else {
+            self.snapshot(fix.position).await;
         }
     }
 
-    /// Shares (or hides) the client's latest location per its sharing setting.
+    /// Shares (or hides) the client's latest location per its sharing setting. While the
+    /// user's own setting is being re-read nothing is published: it may just have been
+    /// turned off.
     async fn publish_own(&mut self) {
         let Some(fix) = self.last_fix else { return };
+        if self.own_reload {
+            return;
+        }
         if self.sharing.effective(clock::now_ms()) {
             self.hidden = false;
             self.gateway.history().record(self.user, fix);
@@ -486,15 +590,37 @@ impl Session {
         }
     }
 
-    /// Answers the first location: every friend within the radius, from the cache.
+    /// Answers the first location: every friend within the radius, from the cache. When the
+    /// cache or the audience log cannot be read, says so (`unavailable`) rather than sending
+    /// an empty list that would read as "nobody nearby"; the next location tries again.
     async fn snapshot(&mut self, me: LatLng) {
-        let friends: Vec<u64> = self.friends.iter().copied().collect();
-        self.load_known(&friends).await;
-        let radius = self.gateway.config().radius_m;
+        if !self.is_fresh() {
+            self.refuse(MessageError::new(
+                "unavailable",
+                "friends' locations are unavailable right now; they will follow when they are",
+            ));
+            return;
+        }
+        let now_ms = clock::now_ms();
+        let visible: Vec<u64> = self
+            .friends
+            .keys()
+            .copied()
+            .filter(|&friend| self.may_see(friend, now_ms, true))
+            .collect();
+        if let Err(err) = self.load_known(&visible).await {
+            tracing::debug!(user = self.user, error = %err, "snapshot without the cache");
+            self.refuse(MessageError::new(
+                "unavailable",
+                "friends' locations are unavailable right now; they will follow when they are",
+            ));
+            return;
+        }
+        let (radius, _) = self.radius();
         let mut shown = Vec::new();
         for (&friend, known) in &mut self.known {
             let distance = me.distance_m(known.fix.position);
-            known.shown = distance <= radius;
+            known.shown = visible.contains(&friend) && distance <= radius;
             if known.shown {
                 shown.push(view(friend, known.fix, distance));
             }
@@ -504,36 +630,28 @@ impl Session {
                 .total_cmp(&b.distance_m)
                 .then(a.user_id.cmp(&b.user_id))
         });
+        self.snapshot_sent = true;
         self.outbox
             .push(ServerMessage::NearbyFriends { friends: shown });
     }
 
-    /// Fills `known` with the cached locations of those of `friends` who share now.
-    async fn load_known(&mut self, friends: &[u64]) {
+    fn radius(&self) -> (f64, f64) {
+        let config = self.gateway.config();
+        (config.radius_m, config.hysteresis_m)
+    }
+
+    /// Fills `known` with the cached locations of `friends`.
+    async fn load_known(&mut self, friends: &[u64]) -> Result<(), crate::cache::CacheError> {
         if friends.is_empty() {
-            return;
+            return Ok(());
         }
         let now_ms = clock::now_ms();
-        let (cached, sharing) = tokio::join!(
-            self.gateway.cache().get_many(friends),
-            self.gateway.friends().sharing_now(friends, now_ms),
-        );
-        let (cached, sharing) = match (cached, sharing) {
-            (Ok(cached), Ok(sharing)) => (cached, sharing),
-            (Err(err), _) => {
-                tracing::debug!(user = self.user, error = %err, "snapshot without the cache");
-                return;
-            }
-            (_, Err(err)) => {
-                tracing::debug!(user = self.user, error = %err, "snapshot without the friend store");
-                return;
-            }
-        };
+        let cached = self.gateway.cache().get_many(friends).await?;
         let ttl = self.gateway.config().location_ttl;
         let now = Instant::now();
         for (&friend, fix) in friends.iter().zip(cached) {
             let Some(fix) = fix else { continue };
-            if !sharing.contains(&friend) || !self.friends.contains(&friend) {
+            if !self.friends.contains_key(&friend) {
                 continue;
             }
             // The cache keeps an entry for the TTL after its last write; the fix's own
@@ -544,6 +662,7 @@ impl Session {
             let expires = now + ttl.saturating_sub(age).max(Duration::from_millis(1));
             self.remember(friend, fix, expires);
         }
+        Ok(())
     }
 
     fn remember(&mut self, friend: u64, fix: Fix, expires: Instant) -> &mut Known {
@@ -558,57 +677,75 @@ impl Session {
         entry
     }
 
-    /// After the client moved: friends entering or leaving the radius.
+    /// After the client moved or what friends grant changed: friends entering or leaving the
+    /// radius, and shown friends who may no longer be seen.
     fn reevaluate(&mut self, me: LatLng) {
-        let (radius, hysteresis) = {
-            let config = self.gateway.config();
-            (config.radius_m, config.hysteresis_m)
-        };
-        for (&friend, known) in &mut self.known {
+        let (radius, hysteresis) = self.radius();
+        let now_ms = clock::now_ms();
+        let fresh = self.is_fresh();
+        let mut changes = Vec::new();
+        for (&friend, known) in &self.known {
             let distance = me.distance_m(known.fix.position);
-            if known.shown && distance > radius + hysteresis {
-                known.shown = false;
-                self.outbox
-                    .push(ServerMessage::FriendGone { user_id: friend });
-            } else if !known.shown && distance <= radius {
-                known.shown = true;
-                self.outbox.push(ServerMessage::FriendLocation(view(
-                    friend, known.fix, distance,
-                )));
+            let show = self.may_see(friend, now_ms, fresh)
+                && within(known.shown, distance, radius, hysteresis);
+            if show != known.shown {
+                changes.push((friend, show, distance));
             }
+        }
+        for (friend, show, distance) in changes {
+            let Some(known) = self.known.get_mut(&friend) else {
+                continue;
+            };
+            known.shown = show;
+            self.outbox.push(if show {
+                ServerMessage::FriendLocation(view(friend, known.fix, distance))
+            } else {
+                ServerMessage::FriendGone { user_id: friend }
+            });
         }
     }
 
-    /// Friends' events and reload requests.
+    /// Friends' events, and changes to friendships and sharing marked by the audience
+    /// watcher (applied first: an event is judged by the newest grant).
     async fn on_mailbox(&mut self) {
         let pending = self.mailbox.take();
         if pending.reload {
-            self.reload().await;
+            self.own_reload = true;
+        }
+        for friend in pending.recheck {
+            if self.friends.contains_key(&friend) {
+                self.uncertain.insert(friend);
+            }
+        }
+        if self.own_reload || !self.uncertain.is_empty() {
+            self.apply_audience().await;
         }
         let now = Instant::now();
         let now_ms = clock::now_ms();
+        let fresh = self.is_fresh();
         let ttl = self.gateway.config().location_ttl;
         let me = self.last_fix.map(|fix| fix.position);
-        let (radius, hysteresis) = {
-            let config = self.gateway.config();
-            (config.radius_m, config.hysteresis_m)
-        };
+        let (radius, hysteresis) = self.radius();
         for (friend, event) in pending.events {
-            // Privacy guard: only current friends' events are ever shown, whatever reached
-            // the mailbox before an unfriending was processed.
-            if !self.friends.contains(&friend) {
+            // Privacy guard: only current friends' events are ever looked at, whatever
+            // reached the mailbox before an unfriending was processed.
+            if !self.friends.contains_key(&friend) {
                 continue;
             }
             match event {
                 Event::Location(fix) => {
+                    let allowed = self.may_see(friend, now_ms, fresh);
                     let known = *self.remember(friend, fix, now + ttl);
                     let Some(me) = me else { continue };
+                    if !allowed {
+                        self.gateway
+                            .metrics()
+                            .withheld
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     let distance = me.distance_m(fix.position);
-                    let show = if known.shown {
-                        distance <= radius + hysteresis
-                    } else {
-                        distance <= radius
-                    };
+                    let show = within(known.shown, distance, radius, hysteresis);
                     if show {
                         let latency_ms = now_ms.saturating_sub(fix.timestamp_ms);
                         if latency_ms >= 0 {
@@ -637,41 +774,81 @@ impl Session {
         }
     }
 
-    /// Friendships or sharing changed: subscribe to new friends (showing those already
-    /// nearby), drop former ones, and apply the sharing setting.
-    async fn reload(&mut self) {
-        let (friends, sharing) = tokio::join!(
-            self.gateway.friends().friends(self.user),
-            self.gateway.friends().sharing(self.user),
-        );
-        match friends {
-            Ok(friends) => {
-                let current: HashSet<u64> = friends.into_iter().collect();
-                let removed: Vec<u64> = self.friends.difference(&current).copied().collect();
-                let added: Vec<u64> = current.difference(&self.friends).copied().collect();
-                for friend in removed {
-                    self.remove_friend(friend);
+    /// Re-reads what changed: the user's own friendships and sharing when marked (or when
+    /// many friends are), else what each marked friend grants. A failed read leaves the marks
+    /// in place (those friends stay withheld, the user's location unpublished) and is retried
+    /// shortly.
+    async fn apply_audience(&mut self) {
+        if self.uncertain.len() > RECHECK_ONE_BY_ONE {
+            self.own_reload = true;
+        }
+        let mut failed = false;
+        if self.own_reload {
+            match self.gateway.friends().audience(self.user).await {
+                Ok(audience) => {
+                    self.own_reload = false;
+                    self.apply_full(audience).await;
                 }
-                for &friend in &added {
-                    self.add_friend(friend);
+                Err(err) => {
+                    failed = true;
+                    tracing::debug!(user = self.user, error = %err, "cannot reload friendships; retrying");
                 }
-                if !added.is_empty() && self.last_fix.is_some() {
-                    self.load_known(&added).await;
-                    if let Some(fix) = self.last_fix {
-                        self.reevaluate(fix.position);
-                    }
-                }
-            }
-            Err(err) => {
-                tracing::warn!(user = self.user, error = %err, "cannot reload friends, will retry on the next change");
             }
         }
-        if let Ok(sharing) = sharing {
-            let was = self.sharing.effective(clock::now_ms());
-            self.sharing = sharing;
-            if was != sharing.effective(clock::now_ms()) {
-                self.publish_own().await;
+        let marked: Vec<u64> = self.uncertain.iter().copied().collect();
+        for friend in marked {
+            match self.gateway.friends().grant(self.user, friend).await {
+                Ok(Some(grant)) => {
+                    self.uncertain.remove(&friend);
+                    self.friends.insert(friend, grant);
+                }
+                Ok(None) => self.remove_friend(friend),
+                Err(err) => {
+                    failed = true;
+                    tracing::debug!(user = self.user, friend, error = %err, "cannot re-read a grant; retrying");
+                }
             }
+        }
+        self.retry_at = failed.then(|| Instant::now() + RETRY_AFTER);
+        self.flip_at = self.next_flip(clock::now_ms());
+        if let Some(fix) = self.last_fix {
+            self.reevaluate(fix.position);
+        }
+    }
+
+    /// Applies a full read of the user's friendships and sharing.
+    async fn apply_full(&mut self, audience: Audience) {
+        let current: HashMap<u64, Sharing> = audience.friends.into_iter().collect();
+        let removed: Vec<u64> = self
+            .friends
+            .keys()
+            .filter(|friend| !current.contains_key(friend))
+            .copied()
+            .collect();
+        for friend in removed {
+            self.remove_friend(friend);
+        }
+        let mut added = Vec::new();
+        for (&friend, &grant) in &current {
+            if !self.friends.contains_key(&friend) {
+                added.push(friend);
+            }
+            self.add_friend(friend, grant);
+            self.friends.insert(friend, grant);
+        }
+        // The read started after every mark taken so far: they are all settled.
+        self.uncertain.clear();
+        let now_ms = clock::now_ms();
+        let was = self.sharing.effective(now_ms);
+        self.sharing = audience.sharing;
+        if was != self.sharing.effective(now_ms) {
+            self.publish_own().await;
+        }
+        if !added.is_empty()
+            && self.last_fix.is_some()
+            && let Err(err) = self.load_known(&added).await
+        {
+            tracing::debug!(user = self.user, error = %err, "new friends' locations not read");
         }
     }
 
@@ -697,44 +874,28 @@ impl Session {
         }
     }
 
-    async fn send_now<S>(&mut self, socket: &mut S, message: Message) -> Result<(), End>
+    /// Writes `messages` (then `extra`, a control frame), then flushes once, within the send
+    /// timeout; a client that cannot take them in time is closed (1001).
+    async fn send<S>(
+        &mut self,
+        socket: &mut S,
+        messages: &[ServerMessage],
+        extra: Option<Message>,
+    ) -> Result<(), End>
     where
         S: Sink<Message, Error = axum::Error> + Unpin,
     {
-        let timeout = self.gateway.config().send_timeout;
-        match tokio::time::timeout(timeout, socket.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::ClientGone),
-            Err(_) => {
-                self.gateway
-                    .metrics()
-                    .closed_unresponsive
-                    .fetch_add(1, Ordering::Relaxed);
-                Err(End::Close(
-                    CLOSE_UNRESPONSIVE,
-                    "pushes could not be delivered in time".into(),
-                ))
-            }
-        }
-    }
-
-    /// Writes everything queued for the client, then flushes once.
-    async fn flush<S>(&mut self, socket: &mut S) -> Result<(), End>
-    where
-        S: Sink<Message, Error = axum::Error> + Unpin,
-    {
-        if self.outbox.is_empty() {
-            return Ok(());
-        }
-        let messages = std::mem::take(&mut self.outbox);
         let pushes = messages
             .iter()
             .filter(|m| !matches!(m, ServerMessage::Error { .. }))
             .count();
         let timeout = self.gateway.config().send_timeout;
         let write = async {
-            for message in &messages {
+            for message in messages {
                 socket.feed(Message::Text(message.to_json().into())).await?;
+            }
+            if let Some(extra) = extra {
+                socket.feed(extra).await?;
             }
             socket.flush().await
         };
@@ -763,7 +924,10 @@ impl Session {
     /// Undoes the session's subscriptions; if it was the user's last session here, tells
     /// friends the user is gone.
     async fn finish(&mut self) {
-        for friend in std::mem::take(&mut self.friends) {
+        self.gateway
+            .users()
+            .unregister(self.user, self.mailbox.session(), Instant::now());
+        for friend in std::mem::take(&mut self.friends).into_keys() {
             self.unsubscribe(Topic::Location(friend));
         }
         self.unsubscribe(Topic::Control(self.user));
@@ -872,10 +1036,11 @@ mod tests {
                 sent: Arc::clone(&sent),
                 stuck,
             };
+            let log_cursor = gateway.audience().cursor();
             let start = Start {
                 user,
-                friends: gateway.friends().friends(user).await.unwrap(),
-                sharing: Sharing::default(),
+                audience: gateway.friends().audience(user).await.unwrap(),
+                log_cursor,
             };
             let task = tokio::spawn(run(gateway.clone(), start, socket));
             Client { tx, sent, task }

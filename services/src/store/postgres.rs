@@ -129,6 +129,27 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// A second, separate pool of `size` connections to the same database (for work that must
+    /// not wait behind this store's pool, such as the friends gateway's privacy changes).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] if the server cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: nearby_services::store::PgStore) -> Result<(), nearby_services::store::StoreError> {
+    /// let control = store.another_pool(4).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn another_pool(&self, size: u32) -> Result<PgPool, StoreError> {
+        let options = (*self.pool.connect_options()).clone();
+        PgPoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("cannot open a second pool: {err}")))
+    }
+
     /// The connection pool, for callers that need SQL this type does not offer.
     ///
     /// ```no_run
