@@ -86,6 +86,10 @@ pub enum SecretError {
     TooShort,
     /// The development secret file could not be read or created.
     File(PathBuf, std::io::Error),
+    /// The development secret file is not private to this user (another owner, or readable
+    /// or writable by group or others): whoever else can read it can mint tokens for any
+    /// user, whoever can write it can choose the key. The reason says which.
+    Untrusted(PathBuf, String),
 }
 
 impl fmt::Display for SecretError {
@@ -97,6 +101,11 @@ impl fmt::Display for SecretError {
             SecretError::File(path, err) => {
                 write!(f, "development secret file {}: {err}", path.display())
             }
+            SecretError::Untrusted(path, reason) => write!(
+                f,
+                "development secret file {} is not trusted: {reason}",
+                path.display()
+            ),
         }
     }
 }
@@ -141,8 +150,13 @@ impl Secret {
 
     /// The development secret at `path`, created (random, mode 0600) if missing.
     ///
+    /// An existing file is used only if it is owned by this process's effective user and
+    /// neither group nor others may read or write it (mode `& 0o077 == 0`); it is never
+    /// repaired, since a file someone else could read may already have leaked its key.
+    ///
     /// # Errors
-    /// [`SecretError::File`] when the file cannot be read or written.
+    /// [`SecretError::File`] when the file cannot be read or written;
+    /// [`SecretError::Untrusted`] when it is not private to this user.
     ///
     /// ```
     /// # use nearby_services::auth::Secret;
@@ -156,8 +170,8 @@ impl Secret {
     /// ```
     pub fn development(path: &Path) -> Result<Self, SecretError> {
         let file_error = |err| SecretError::File(path.to_path_buf(), err);
-        match std::fs::read(path) {
-            Ok(key) => return Secret::new(key),
+        match std::fs::File::open(path) {
+            Ok(file) => return read_private(path, file),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => return Err(file_error(err)),
         }
@@ -179,7 +193,9 @@ impl Secret {
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(err) => return Err(file_error(err)),
         }
-        Secret::new(std::fs::read(path).map_err(file_error)?)
+        // Read back through the same checks: when another process won the race above, its
+        // file is the one in use.
+        read_private(path, std::fs::File::open(path).map_err(file_error)?)
     }
 
     /// Mints a token for `user`, valid `ttl_s` seconds from `now` (Unix seconds).
@@ -259,6 +275,75 @@ impl Secret {
     }
 }
 
+/// Reads the development secret from `file` (opened at `path`) after checking that it is
+/// private to this user. The checks look at the opened file, not the path, so the file cannot
+/// be swapped between the check and the read.
+fn read_private(path: &Path, mut file: std::fs::File) -> Result<Secret, SecretError> {
+    let file_error = |err| SecretError::File(path.to_path_buf(), err);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = file.metadata().map_err(file_error)?;
+        let user = effective_uid().map_err(file_error)?;
+        if let Some(reason) = untrusted_reason(metadata.uid(), metadata.mode(), user) {
+            return Err(SecretError::Untrusted(path.to_path_buf(), reason));
+        }
+    }
+    let mut key = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut key).map_err(file_error)?;
+    Secret::new(key)
+}
+
+/// Why a secret file with this owner and mode must not be trusted by user `user`, if it must
+/// not.
+#[cfg(unix)]
+fn untrusted_reason(owner: u32, mode: u32, user: u32) -> Option<String> {
+    if owner != user {
+        return Some(format!(
+            "it is owned by uid {owner}, not by this user (uid {user}); remove it to have a new \
+             one created"
+        ));
+    }
+    if mode & 0o077 != 0 {
+        return Some(format!(
+            "its mode is {:04o}, so group or others can read or write it; remove it to have a \
+             new one created (its key may have leaked), or chmod 600 it",
+            mode & 0o7777
+        ));
+    }
+    None
+}
+
+/// This process's effective user id. The standard library has no `geteuid` and unsafe code
+/// (an FFI call) is denied, so: Linux states it in `/proc/self/status` (`Uid:` real,
+/// effective, saved, filesystem); elsewhere a file this process creates is owned by it.
+#[cfg(unix)]
+fn effective_uid() -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(uid) = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .and_then(|uid| uid.parse().ok())
+    {
+        return Ok(uid);
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let probe =
+        std::env::temp_dir().join(format!(".nearby-uid-probe-{}-{nanos}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    let uid = file.metadata().map(|metadata| metadata.uid());
+    // Best effort: a leftover empty probe file is harmless.
+    let _ = std::fs::remove_file(&probe);
+    uid
+}
+
 /// Where the development secret lives: `$XDG_DATA_HOME/nearby/dev-secret`, else
 /// `$HOME/.local/share/nearby/dev-secret`, else the system temp directory.
 ///
@@ -325,5 +410,77 @@ mod tests {
             assert!(secret.verify(bad, 1).is_err(), "{bad}");
         }
         assert!(secret.verify(&token, 1).is_ok());
+    }
+
+    /// A fresh directory under the system temp directory, removed on drop.
+    #[cfg(unix)]
+    struct TempDir(PathBuf);
+
+    #[cfg(unix)]
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "nearby-auth-{name}-{}-{}",
+                std::process::id(),
+                unix_now()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    #[cfg(unix)]
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_development_secret_others_can_read_or_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("mode");
+        let path = dir.0.join("dev-secret");
+        // Created by `development` itself: 0600, and trusted.
+        let created = Secret::development(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        for loose in [0o640, 0o620, 0o604, 0o602, 0o660, 0o644] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(loose)).unwrap();
+            let err = Secret::development(&path).unwrap_err();
+            assert!(
+                matches!(&err, SecretError::Untrusted(p, _) if p == &path),
+                "{loose:o}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains("group or others"), "{message}");
+            assert!(message.contains(&format!("{loose:04o}")), "{message}");
+            // Refused, not repaired.
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, loose);
+        }
+        // Owner-only modes are fine, and the key is the one created.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let again = Secret::development(&path).unwrap();
+        assert_eq!(created.mint(1, false, 60, 0), again.mint(1, false, 60, 0));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_development_secret_owned_by_someone_else_is_refused() {
+        // Changing a file's owner needs privileges the tests may not have: check the rule.
+        assert_eq!(untrusted_reason(1000, 0o100600, 1000), None);
+        let reason = untrusted_reason(0, 0o100600, 1000).unwrap();
+        assert!(reason.contains("owned by uid 0"), "{reason}");
+        assert!(reason.contains("uid 1000"), "{reason}");
+        assert!(untrusted_reason(1000, 0o100640, 1000).is_some());
+        // The user it compares with is this process's.
+        let dir = TempDir::new("owner");
+        let probe = dir.0.join("probe");
+        std::fs::write(&probe, b"x").unwrap();
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&probe).unwrap());
+        assert_eq!(effective_uid().unwrap(), owner);
     }
 }

@@ -84,16 +84,24 @@ struct ServeArgs {
     /// dead and its users move to other nodes, milliseconds.
     #[arg(long, env = "NEARBY_NODE_TTL_MS", default_value_t = 5_000)]
     node_ttl_ms: u64,
-    /// CSV file of mutual friendships (`user_id,friend_id` rows) to seed before serving.
+    /// CSV file of mutual friendships (`user_id,friend_id` rows) to seed before serving. Each
+    /// pair is applied once in the life of the database: a friendship ended through the API
+    /// is not re-created at the next start. With Redis and no database, the friendships are
+    /// read-only and every node must serve the same file.
     #[arg(long, env = "NEARBY_FRIENDS")]
     friends: Option<PathBuf>,
+    /// Most WebSocket sessions one user may hold at once; a newer one closes the oldest
+    /// (close code 4002).
+    #[arg(long, env = "NEARBY_MAX_SESSIONS_PER_USER", default_value_t = 5)]
+    max_sessions_per_user: usize,
     /// Friends within this distance are shown, metres (default: five miles).
     #[arg(long, env = "NEARBY_FRIEND_RADIUS_M", default_value_t = nearby_ws_gateway::DEFAULT_RADIUS_M)]
     friend_radius_m: f64,
     /// A friend's location expires after this many seconds without an update.
     #[arg(long, env = "NEARBY_LOCATION_TTL_S", default_value_t = 600)]
     location_ttl_s: u64,
-    /// Location messages per second per WebSocket connection, sustained (bursts of 5).
+    /// Location messages per second per user (all their WebSocket sessions), sustained
+    /// (bursts of 5).
     #[arg(long, env = "NEARBY_LOCATION_RATE", default_value_t = 1.0)]
     location_rate: f64,
     /// Map tile URL template (`{z}`, `{x}`, `{y}`) of the web console at `/`; when tiles
@@ -161,6 +169,22 @@ fn secret(args: &SecretArgs) -> Result<Secret, String> {
             Ok(secret)
         }
     }
+}
+
+/// Without `--secret`, `serve` runs in development mode, where `POST /v1/dev/token` mints a
+/// token for any user for whoever asks: allowed only on a loopback address, so only this
+/// machine can ask.
+fn require_loopback_for_development(args: &SecretArgs, listen: SocketAddr) -> Result<(), String> {
+    // `to_canonical`: an IPv4-mapped loopback (::ffff:127.0.0.1) is loopback too.
+    if args.secret.is_some() || listen.ip().to_canonical().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to serve on {listen} with the development secret: set NEARBY_SECRET (or \
+         --secret) to a secret of at least {} bytes, or listen on a loopback address such as \
+         127.0.0.1",
+        nearby_services::auth::MIN_SECRET_LEN
+    ))
 }
 
 fn token(args: &TokenArgs) -> ExitCode {
@@ -257,6 +281,8 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve_async(args: ServeArgs) -> Result<(), String> {
+    // Before `secret`, so a refused start does not create the development secret file.
+    require_loopback_for_development(&args.secret, args.listen)?;
     let secret = secret(&args.secret)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -372,6 +398,9 @@ async fn start_gateway(
     if args.location_ttl_s == 0 {
         return Err("--location-ttl-s must be at least 1".to_owned());
     }
+    if args.max_sessions_per_user == 0 {
+        return Err("--max-sessions-per-user must be at least 1".to_owned());
+    }
     let node = node_config(args, listen)?;
     let config = GatewayConfig {
         node,
@@ -380,15 +409,25 @@ async fn start_gateway(
         location_ttl: std::time::Duration::from_secs(args.location_ttl_s),
         location_rate_per_s: args.location_rate,
         frame_rate_per_s: (args.location_rate * 10.0).max(10.0),
+        max_sessions_per_user: args.max_sessions_per_user,
         ..GatewayConfig::default()
     };
     let (friends, history_pool) = match store {
-        Store::Postgres(pg) => (
-            FriendStore::Postgres(nearby_ws_gateway::friends_pg::PgFriends::new(
-                pg.pool().clone(),
-            )),
-            Some(pg.pool().clone()),
-        ),
+        Store::Postgres(pg) => {
+            // Unfriend, ghost mode and the audience log get connections of their own, so a
+            // storm of reconnects (which read friendships on the main pool) cannot starve them.
+            let control = pg
+                .another_pool(4)
+                .await
+                .map_err(|err| format!("cannot start the nearby-friends gateway: {err}"))?;
+            (
+                FriendStore::Postgres(
+                    nearby_ws_gateway::friends_pg::PgFriends::new(pg.pool().clone())
+                        .with_control_pool(control),
+                ),
+                Some(pg.pool().clone()),
+            )
+        }
         Store::Memory(_) => (FriendStore::memory(), None),
     };
     let backend = match (&args.redis_url, args.redis_cluster.as_slice()) {
@@ -407,22 +446,64 @@ async fn start_gateway(
         (Some(url), []) => Backend::Redis(url.clone()),
         (None, []) => Backend::Local,
     };
+    // Several nodes share a Redis but each would hold its own friendships in memory: they
+    // could disagree (an unfriend on one node unknown to another). So they serve the seed
+    // file read-only, and refuse to start if another node serves a different one.
+    let shared_bus_without_database =
+        !matches!(backend, Backend::Local) && matches!(store, Store::Memory(_));
     let gateway = Gateway::start(config, secret, friends, backend, history_pool)
         .await
         .map_err(|err| format!("cannot start the nearby-friends gateway: {err}"))?;
+    let mut pairs = Vec::new();
     if let Some(path) = &args.friends {
         let path = path.clone();
-        let pairs = tokio::task::spawn_blocking(move || nearby_services::friends_file::load(&path))
+        pairs = tokio::task::spawn_blocking(move || nearby_services::friends_file::load(&path))
             .await
             .map_err(|err| err.to_string())??;
-        let added = gateway
+        let applied = gateway
             .friends()
             .seed(&pairs)
             .await
             .map_err(|err| format!("cannot seed friendships: {err}"))?;
-        tracing::info!(pairs = pairs.len(), added, "friendships seeded");
+        tracing::info!(
+            pairs = pairs.len(),
+            applied,
+            "friendships seeded (pairs seeded before are never applied again)"
+        );
+    }
+    if shared_bus_without_database {
+        gateway.friends().freeze();
+        gateway
+            .hold_shared_fingerprint(&seed_fingerprint(&pairs))
+            .await?;
+        tracing::warn!(
+            "friendships and sharing are read-only: Redis without DATABASE_URL serves the --friends file on every node"
+        );
     }
     Ok(gateway)
+}
+
+/// A fingerprint of a set of friendships, whatever the order or direction of the pairs.
+fn seed_fingerprint(pairs: &[(u64, u64)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut normal: Vec<(u64, u64)> = pairs
+        .iter()
+        .filter(|(a, b)| a != b)
+        .map(|&(a, b)| (a.min(b), a.max(b)))
+        .collect();
+    normal.sort_unstable();
+    normal.dedup();
+    let mut hasher = Sha256::new();
+    for (a, b) in normal {
+        hasher.update(a.to_le_bytes());
+        hasher.update(b.to_le_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(12)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// This node's identity among the gateway nodes: `--node-id`, `--advertise-url` or defaults

@@ -3,6 +3,10 @@
 //!
 //! A handful of counters behind one short-lived mutex each: a request updates them once, and
 //! no lock is ever held across an `.await`.
+//!
+//! Every label value comes from a fixed set, so `/metrics` does not grow with what strangers
+//! send: the method is one of [`METHODS`] or `other`, the route a route template (or `other`,
+//! as the API's middleware labels unmatched paths), the status one the server chose.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -21,9 +25,34 @@ struct Histogram {
     sum_s: f64,
 }
 
-/// Route templates (never raw paths, which would explode the label set) are the keys.
-type RequestKey = (String, String, u16);
-type LatencyKey = (String, String);
+/// The HTTP methods labelled by name; any other method, standard (TRACE, CONNECT) or
+/// invented (any token is a valid method), is labelled [`OTHER`].
+pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// The label value for a method outside [`METHODS`], and for a path that matched no route.
+pub const OTHER: &str = "other";
+
+/// Route templates (never raw paths, which would explode the label set) and methods from
+/// [`METHODS`] are the keys.
+type RequestKey = (String, &'static str, u16);
+type LatencyKey = (String, &'static str);
+
+/// The method's label: itself if it is one of [`METHODS`], else [`OTHER`]. Methods are
+/// case-sensitive, so `get` is `other`.
+///
+/// ```
+/// use nearby_services::metrics::method_label;
+/// assert_eq!(method_label("DELETE"), "DELETE");
+/// assert_eq!(method_label("FOO123"), "other");
+/// assert_eq!(method_label("get"), "other");
+/// ```
+pub fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|&&known| known == method)
+        .copied()
+        .unwrap_or(OTHER)
+}
 
 /// The metrics registry.
 ///
@@ -43,29 +72,35 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Records one finished request.
+    /// Records one finished request. `route` must come from a fixed set (a route template,
+    /// or [`OTHER`]); `method` may be anything, it is labelled by [`method_label`].
     ///
     /// ```
     /// # use nearby_services::metrics::Metrics;
-    /// Metrics::default().observe_request("/healthz", "GET", 200, 0.00001);
+    /// let metrics = Metrics::default();
+    /// metrics.observe_request("/healthz", "GET", 200, 0.00001);
+    /// metrics.observe_request("/healthz", "BREW", 405, 0.00001);
+    /// metrics.observe_request("/healthz", "WHEN", 405, 0.00001);
+    /// let text = metrics.render(0);
+    /// assert!(text.contains(r#"http_requests_total{route="/healthz",method="other",status="405"} 2"#));
+    /// assert!(!text.contains("BREW"));
     /// ```
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         {
             let mut requests = self
                 .requests
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             *requests
-                .entry((route.to_owned(), method.to_owned(), status))
+                .entry((route.to_owned(), method, status))
                 .or_default() += 1;
         }
         let mut latency = self
             .latency
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let histogram = latency
-            .entry((route.to_owned(), method.to_owned()))
-            .or_default();
+        let histogram = latency.entry((route.to_owned(), method)).or_default();
         histogram.count += 1;
         histogram.sum_s += seconds;
         if let Some(i) = BUCKETS_S.iter().position(|&bound| seconds <= bound) {

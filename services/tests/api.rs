@@ -543,3 +543,54 @@ async fn the_real_server_serves_and_shuts_down_gracefully() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn metrics_do_not_grow_with_invented_methods_or_paths() {
+    async fn metrics_len(app: &Router) -> usize {
+        let (status, body) = get(app, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        body.as_str().unwrap().len()
+    }
+    let app = nearby_services::api::app(state());
+    // An invented method on an unmatched path (404) or on a real route (405), each distinct.
+    let stranger = |i: usize| {
+        let method = Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        let uri = if i.is_multiple_of(2) {
+            format!("/no/such/route/{i}")
+        } else {
+            "/healthz".to_owned()
+        };
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Once first, so /metrics's own series is there from the start.
+    metrics_len(&app).await;
+    for i in 0..2 {
+        send(&app, stranger(i)).await;
+    }
+    let after_two = metrics_len(&app).await;
+    for i in 2..200 {
+        send(&app, stranger(i)).await;
+    }
+    let (_, body) = get(&app, "/metrics").await;
+    let text = body.as_str().unwrap();
+    // Only counts grow (a few digits per line of the existing series), not the series.
+    assert!(
+        text.len() <= after_two + 1_024,
+        "/metrics grew from {after_two} to {} bytes",
+        text.len()
+    );
+    assert!(
+        text.contains(r#"http_requests_total{route="other",method="other",status="404"} 100"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_requests_total{route="/healthz",method="other",status="405"} 100"#),
+        "{text}"
+    );
+    assert!(!text.contains("FOO"), "{text}");
+    assert!(!text.contains("/no/such/route"), "{text}");
+}

@@ -73,10 +73,12 @@ async fn method_not_allowed() -> ApiError {
 /// Per request: the time limit, the metrics, and one debug log line.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // The route template, never the raw path: a stranger chooses the path, and each distinct
+    // label value would be a series kept forever (the metrics module bounds the method).
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || crate::metrics::OTHER.to_owned(),
+        |p| p.as_str().to_owned(),
+    );
     let method = request.method().as_str().to_owned();
     let response =
         match tokio::time::timeout(state.limits().request_timeout, next.run(request)).await {

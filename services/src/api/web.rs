@@ -7,9 +7,9 @@ use super::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -82,7 +82,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/", get(index))
         .route("/web/config.json", get(config))
         .route("/web/{*path}", get(asset))
-        .route("/v1/dev/token", post(dev_token))
+        // Every method, so that without development mode a GET is a 404 as well, not a 405
+        // (with its `Allow: POST`) telling that the route exists.
+        .route("/v1/dev/token", any(dev_token))
 }
 
 fn serve(file: &File) -> Response {
@@ -145,13 +147,22 @@ struct DevTokenQuery {
 }
 
 /// `POST /v1/dev/token?user=N`: a non-admin token for user N, valid a day; only when the
-/// server runs on the development secret (404 otherwise, as if the route did not exist).
+/// server runs on the development secret (404 otherwise, whatever the method, as if the route
+/// did not exist; `main` allows that mode only on a loopback address).
 async fn dev_token(
     State(state): State<AppState>,
+    method: Method,
     query: Result<Query<DevTokenQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     if !state.is_development_mode() {
         return Err(ApiError::not_found("no such route"));
+    }
+    if method != Method::POST {
+        let mut response = ApiError::method_not_allowed().into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Ok(response);
     }
     let Query(query) = query.map_err(|err| ApiError::malformed(err.body_text()))?;
     let user = query
