@@ -334,7 +334,7 @@ impl FriendStore {
     /// ```
     pub async fn audience(&self, user: u64) -> Result<Audience, FriendError> {
         match self {
-            FriendStore::Memory(store) => Ok(store.audience(user)),
+            FriendStore::Memory(store) => store.read_fault().map(|()| store.audience(user)),
             FriendStore::Postgres(store) => store.audience(user).await,
         }
     }
@@ -357,7 +357,7 @@ impl FriendStore {
     /// ```
     pub async fn grant(&self, viewer: u64, friend: u64) -> Result<Option<Sharing>, FriendError> {
         match self {
-            FriendStore::Memory(store) => Ok(store.grant(viewer, friend)),
+            FriendStore::Memory(store) => store.read_fault().map(|()| store.grant(viewer, friend)),
             FriendStore::Postgres(store) => store.grant(viewer, friend).await,
         }
     }
@@ -368,7 +368,7 @@ impl FriendStore {
     /// The database.
     pub async fn log_head(&self) -> Result<i64, FriendError> {
         match self {
-            FriendStore::Memory(store) => Ok(store.lock().log_head()),
+            FriendStore::Memory(store) => store.log_fault().map(|()| store.lock().log_head()),
             FriendStore::Postgres(store) => store.log_head().await,
         }
     }
@@ -394,7 +394,9 @@ impl FriendStore {
     /// ```
     pub async fn log_after(&self, cursor: i64) -> Result<LogPage, FriendError> {
         match self {
-            FriendStore::Memory(store) => Ok(store.lock().log_after(cursor)),
+            FriendStore::Memory(store) => {
+                store.log_fault().map(|()| store.lock().log_after(cursor))
+            }
             FriendStore::Postgres(store) => store.log_after(cursor).await,
         }
     }
@@ -418,6 +420,56 @@ impl FriendStore {
 pub struct MemoryFriends {
     inner: Mutex<MemoryInner>,
     read_only: std::sync::atomic::AtomicBool,
+    /// Faults the unit tests inject: reads of grants that fail, a log that cannot be read.
+    #[cfg(test)]
+    pub(crate) faults: Mutex<Faults>,
+}
+
+/// Faults injected by the unit tests (see `MemoryFriends::faults`).
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Faults {
+    /// This many grant or audience reads fail next.
+    pub failing_reads: u32,
+    /// Every read of the audience log fails while set.
+    pub log_down: bool,
+}
+
+impl MemoryFriends {
+    #[cfg(test)]
+    fn read_fault(&self) -> Result<(), FriendError> {
+        let mut faults = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if faults.failing_reads > 0 {
+            faults.failing_reads -= 1;
+            return Err(FriendError::Unavailable("injected fault".to_owned()));
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn log_fault(&self) -> Result<(), FriendError> {
+        let faults = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if faults.log_down {
+            return Err(FriendError::Unavailable("injected fault".to_owned()));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    fn read_fault(&self) -> Result<(), FriendError> {
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    fn log_fault(&self) -> Result<(), FriendError> {
+        Ok(())
+    }
 }
 
 /// Entries the in-memory audience log keeps; a reader further behind is told the log is

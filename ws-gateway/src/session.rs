@@ -1029,18 +1029,22 @@ mod tests {
 
     impl Client {
         async fn open(gateway: &Gateway, user: u64, stuck: bool) -> Client {
+            let log_cursor = gateway.audience().cursor();
+            let start = Start {
+                user,
+                audience: gateway.friends().audience(user).await.unwrap(),
+                log_cursor,
+            };
+            Client::open_with(gateway, start, stuck)
+        }
+
+        fn open_with(gateway: &Gateway, start: Start, stuck: bool) -> Client {
             let (tx, incoming) = mpsc::channel(16);
             let sent = Arc::new(Mutex::new(Vec::new()));
             let socket = TestSocket {
                 incoming,
                 sent: Arc::clone(&sent),
                 stuck,
-            };
-            let log_cursor = gateway.audience().cursor();
-            let start = Start {
-                user,
-                audience: gateway.friends().audience(user).await.unwrap(),
-                log_cursor,
             };
             let task = tokio::spawn(run(gateway.clone(), start, socket));
             Client { tx, sent, task }
@@ -1069,6 +1073,234 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    impl Client {
+        /// Every text message sent so far, as JSON.
+        fn messages(&self) -> Vec<serde_json::Value> {
+            self.sent
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|m| match m {
+                    Message::Text(text) => serde_json::from_str(text.as_str()).ok(),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Waits (at most `limit`) for a message matching `wanted` at index `from` or later;
+        /// panics with everything sent when none comes.
+        async fn wait_for(
+            &self,
+            from: usize,
+            limit: Duration,
+            wanted: impl Fn(&serde_json::Value) -> bool,
+        ) -> serde_json::Value {
+            let deadline = Instant::now() + limit;
+            loop {
+                if let Some(found) = self.messages().into_iter().skip(from).find(&wanted) {
+                    return found;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no matching message within {limit:?}; sent: {:?}",
+                    self.messages()
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    fn is_location_of(user: u64) -> impl Fn(&serde_json::Value) -> bool {
+        move |m| m["type"] == "friend_location" && m["user_id"] == user
+    }
+
+    fn is_gone(user: u64) -> impl Fn(&serde_json::Value) -> bool {
+        move |m| m["type"] == "friend_gone" && m["user_id"] == user
+    }
+
+    /// A friend's node that keeps publishing whatever it was told: the revoker's location
+    /// goes out on the bus as if their own node had missed the change.
+    async fn publish_from_elsewhere(gateway: &Gateway, user: u64, step: u32) {
+        let fix = Fix {
+            position: LatLng::new(10.0, 20.0 + 0.000_1 * f64::from(step)).unwrap(),
+            timestamp_ms: clock::now_ms(),
+        };
+        gateway.cache().set(user, fix).await.unwrap();
+        gateway
+            .bus()
+            .publish(Topic::Location(user), Event::Location(fix))
+            .await
+            .unwrap();
+    }
+
+    /// Publishes `user` every 100 ms for `span`, then returns.
+    async fn keep_publishing(gateway: &Gateway, user: u64, span: Duration) {
+        let started = Instant::now();
+        let mut step = 0;
+        while started.elapsed() < span {
+            publish_from_elsewhere(gateway, user, step).await;
+            step += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn fast_audience() -> GatewayConfig {
+        GatewayConfig {
+            audience: crate::audience::AudienceConfig {
+                poll_interval: Duration::from_millis(50),
+                max_staleness: Duration::from_millis(300),
+                ..crate::audience::AudienceConfig::default()
+            },
+            ..GatewayConfig::default()
+        }
+    }
+
+    fn memory(gateway: &Gateway) -> &crate::friends::MemoryFriends {
+        match gateway.friends() {
+            FriendStore::Memory(store) => store,
+            FriendStore::Postgres(_) => unreachable!("the tests use the memory store"),
+        }
+    }
+
+    const GHOST: Sharing = Sharing {
+        enabled: false,
+        until_ms: None,
+    };
+
+    #[tokio::test]
+    async fn a_failed_reread_is_retried_and_the_friend_is_withheld_meanwhile() {
+        let gateway = gateway(fast_audience(), &[(1, 2)]).await;
+        let alice = Client::open(&gateway, 1, false).await;
+        alice.locate(10.0, 20.0).await;
+        alice
+            .wait_for(0, Duration::from_secs(2), |m| m["type"] == "nearby_friends")
+            .await;
+        publish_from_elsewhere(&gateway, 2, 0).await;
+        alice
+            .wait_for(0, Duration::from_secs(2), is_location_of(2))
+            .await;
+
+        // Bob turns ghost mode on; the first five re-reads of what he grants Alice fail (a
+        // database blip), and his node never learns of it (his locations keep coming).
+        memory(&gateway).faults.lock().unwrap().failing_reads = 5;
+        gateway.friends().set_sharing(2, GHOST).await.unwrap();
+        let changed = Instant::now();
+        tokio::time::sleep(Duration::from_millis(150)).await; // a poll of the log, and margin
+        let after_change = alice.messages().len();
+        keep_publishing(&gateway, 2, Duration::from_millis(2_500)).await;
+        // Retried until it succeeded (200 ms apart: about a second of failures)...
+        assert_eq!(memory(&gateway).faults.lock().unwrap().failing_reads, 0);
+        // ...withholding every one of Bob's 25 updates meanwhile, and after: he is hidden.
+        let late: Vec<_> = alice
+            .messages()
+            .into_iter()
+            .skip(after_change)
+            .filter(is_location_of(2))
+            .collect();
+        assert!(
+            late.is_empty(),
+            "leaked after {:?}: {late:?}",
+            changed.elapsed()
+        );
+        alice.wait_for(0, Duration::from_secs(1), is_gone(2)).await;
+        assert!(gateway.metrics().withheld.load(Ordering::Relaxed) > 0);
+    }
+
+    #[tokio::test]
+    async fn while_the_audience_log_cannot_be_read_no_location_is_forwarded() {
+        let gateway = gateway(fast_audience(), &[(1, 2)]).await;
+        let alice = Client::open(&gateway, 1, false).await;
+        alice.locate(10.0, 20.0).await;
+        alice
+            .wait_for(0, Duration::from_secs(2), |m| m["type"] == "nearby_friends")
+            .await;
+        publish_from_elsewhere(&gateway, 2, 0).await;
+        alice
+            .wait_for(0, Duration::from_secs(2), is_location_of(2))
+            .await;
+
+        // The store is unreachable: a revocation could be waiting there unseen, so after the
+        // staleness bound the node forwards nothing.
+        memory(&gateway).faults.lock().unwrap().log_down = true;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let stale_from = alice.messages().len();
+        keep_publishing(&gateway, 2, Duration::from_millis(1_500)).await;
+        let leaked: Vec<_> = alice
+            .messages()
+            .into_iter()
+            .skip(stale_from)
+            .filter(is_location_of(2))
+            .collect();
+        assert!(leaked.is_empty(), "forwarded while stale: {leaked:?}");
+        assert!(gateway.metrics().withheld.load(Ordering::Relaxed) >= 10);
+
+        // Readable again: updates flow within a poll or two.
+        memory(&gateway).faults.lock().unwrap().log_down = false;
+        let recovered_from = alice.messages().len();
+        let flowing = async {
+            let mut step = 100;
+            loop {
+                publish_from_elsewhere(&gateway, 2, step).await;
+                step += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if alice
+                    .messages()
+                    .iter()
+                    .skip(recovered_from)
+                    .any(is_location_of(2))
+                {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(2), flowing)
+            .await
+            .expect("updates flow again once the log is read");
+    }
+
+    #[tokio::test]
+    async fn a_change_between_the_load_and_the_subscription_is_applied() {
+        let gateway = gateway(fast_audience(), &[(1, 2)]).await;
+        // The upgrade notes the cursor and reads Alice's friends (Bob among them)...
+        let log_cursor = gateway.audience().cursor();
+        let audience = gateway.friends().audience(1).await.unwrap();
+        assert_eq!(audience.friends.len(), 1);
+        // ...then Bob unfriends her, and the watcher reads that while no session of hers
+        // exists to be told.
+        gateway.friends().remove(2, 1).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while gateway.audience().cursor() <= log_cursor {
+            assert!(
+                Instant::now() < deadline,
+                "the watcher never read the change"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        publish_from_elsewhere(&gateway, 2, 0).await;
+        let alice = Client::open_with(
+            &gateway,
+            Start {
+                user: 1,
+                audience,
+                log_cursor,
+            },
+            false,
+        );
+        alice.locate(10.0, 20.0).await;
+        let snapshot = alice
+            .wait_for(0, Duration::from_secs(2), |m| m["type"] == "nearby_friends")
+            .await;
+        assert_eq!(snapshot["friends"], serde_json::json!([]), "{snapshot}");
+        keep_publishing(&gateway, 2, Duration::from_millis(1_500)).await;
+        let leaked: Vec<_> = alice
+            .messages()
+            .into_iter()
+            .filter(is_location_of(2))
+            .collect();
+        assert!(leaked.is_empty(), "{leaked:?}");
+        assert!(!gateway.hub().has_subscribers(Topic::Location(2)));
     }
 
     async fn gateway(config: GatewayConfig, pairs: &[(u64, u64)]) -> Gateway {
