@@ -708,6 +708,7 @@ async fn friendships_sharing_and_location_history_in_postgres() {
     let ghost = Sharing {
         enabled: false,
         until_ms: Some(5_000),
+        precision: nearby_ws_gateway::friends::Precision::Approximate,
     };
     friends.set_sharing(b, ghost).await.unwrap();
     assert_eq!(friends.sharing(b).await.unwrap(), ghost);

@@ -2,7 +2,7 @@
 //! sharing endpoints under `/v1/me`. [`router`] is merged into the service's router.
 
 use crate::clock;
-use crate::friends::{FriendError, RequestOutcome, Sharing};
+use crate::friends::{FriendError, FriendSetting, Precision, RequestOutcome, Sharing};
 use crate::gateway::Gateway;
 use crate::session::{self, Start};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -48,6 +48,14 @@ impl GatewayError {
     /// 401: missing, forged or expired token.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 422: a well-formed body with a value that is not acceptable.
+    fn unprocessable(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        }
     }
 
     fn invalid(field: &'static str, message: impl Into<String>) -> Self {
@@ -147,6 +155,12 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/v1/me/friend-requests", get(list_requests))
         .route("/v1/me/friend-requests/{user_id}", post(request_friend))
         .route("/v1/me/sharing", get(get_sharing).put(set_sharing))
+        .route(
+            "/v1/me/friends/{user_id}/sharing",
+            get(get_friend_sharing)
+                .put(set_friend_sharing)
+                .delete(clear_friend_sharing),
+        )
         .with_state(gateway)
 }
 
@@ -488,6 +502,9 @@ pub struct SharingBody {
     enabled: bool,
     /// RFC 3339 time at which the setting flips back; absent for until changed.
     until: Option<String>,
+    /// What friends without a setting of their own see: `exact` or `approximate` (absent:
+    /// unchanged; `exact` when never set).
+    precision: Option<String>,
 }
 
 /// Schema of a `/v1/me` body.
@@ -500,6 +517,8 @@ pub struct SharingView {
     until: Option<String>,
     /// Whether friends see the user now.
     sharing_now: bool,
+    /// What friends without a setting of their own see: `exact` or `approximate`.
+    precision: &'static str,
 }
 
 fn sharing_view(sharing: Sharing) -> SharingView {
@@ -507,6 +526,7 @@ fn sharing_view(sharing: Sharing) -> SharingView {
         enabled: sharing.enabled,
         until: sharing.until_ms.map(clock::format_rfc3339),
         sharing_now: sharing.effective(clock::now_ms()),
+        precision: sharing.precision.as_str(),
     }
 }
 
@@ -536,6 +556,8 @@ pub async fn get_sharing(
         (status = 200, description = "the new setting", body = SharingView),
         (status = 400, description = "invalid body or time"),
         (status = 401, description = "missing or invalid token"),
+        (status = 409, description = "friendships are read-only on this deployment"),
+        (status = 422, description = "invalid precision"),
         (status = 503, description = "the friend store is unavailable")),
     security(("bearer" = [])))]
 pub async fn set_sharing(
@@ -548,7 +570,7 @@ pub async fn set_sharing(
             StatusCode::BAD_REQUEST,
             "invalid_body",
             format!(
-                "expected {{\"enabled\": bool, \"until\": RFC 3339 time?}}: {}",
+                "expected {{\"enabled\": bool, \"until\": RFC 3339 time?, \"precision\": \"exact\"|\"approximate\"?}}: {}",
                 rejection.body_text()
             ),
         )
@@ -571,9 +593,29 @@ pub async fn set_sharing(
             Some(until)
         }
     };
+    let precision = match body.precision.as_deref() {
+        None => {
+            gateway
+                .friends()
+                .sharing(me)
+                .await
+                .map_err(GatewayError::from_friends)?
+                .precision
+        }
+        Some(text) => match Precision::parse(text) {
+            Some(precision @ (Precision::Exact | Precision::Approximate)) => precision,
+            _ => {
+                return Err(GatewayError::unprocessable(
+                    "precision",
+                    "precision must be \"exact\" or \"approximate\" (hide from everyone with \"enabled\": false)",
+                ));
+            }
+        },
+    };
     let sharing = Sharing {
         enabled: body.enabled,
         until_ms,
+        precision,
     };
     gateway
         .friends()
@@ -589,4 +631,199 @@ pub async fn set_sharing(
         tracing::warn!(user = me, error = %err, "could not notify live sessions of a sharing change");
     }
     Ok(Json(sharing_view(sharing)))
+}
+
+/// The longest a per-friend setting may run.
+const MAX_SETTING_MS: i64 = 366 * 24 * 3_600_000;
+
+/// Schema of a `/v1/me/friends/{user_id}/sharing` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FriendSharingBody {
+    /// `exact`, `approximate` or `hidden`.
+    precision: Option<String>,
+    /// RFC 3339 time, in the future and at most a year ahead, when the setting ends and the
+    /// default applies again; absent for until changed.
+    until: Option<String>,
+}
+
+/// What a user lets one friend see.
+#[derive(Serialize, ToSchema)]
+pub struct FriendSharingView {
+    /// The friend.
+    user_id: u64,
+    /// `exact`, `approximate` or `hidden`.
+    precision: &'static str,
+    /// When the setting ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
+    /// `friend` (a setting for this friend) or `default` (the user's default); only in
+    /// answers to `GET`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'static str>,
+}
+
+fn not_a_friend(other: u64) -> GatewayError {
+    GatewayError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("user {other} is not your friend"),
+    )
+}
+
+/// `PUT /v1/me/friends/{user_id}/sharing`: what one friend sees of the user.
+#[utoipa::path(put, path = "/v1/me/friends/{user_id}/sharing", tag = "friends",
+    params(("user_id" = u64, Path, description = "the friend")),
+    request_body = FriendSharingBody,
+    responses(
+        (status = 200, description = "the setting", body = FriendSharingView),
+        (status = 400, description = "invalid user id or body"),
+        (status = 401, description = "missing or invalid token"),
+        (status = 404, description = "not a friend"),
+        (status = 409, description = "friendships are read-only on this deployment"),
+        (status = 422, description = "invalid precision or until (named in `field`)"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn set_friend_sharing(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+    Path(other): Path<String>,
+    body: Result<Json<FriendSharingBody>, JsonRejection>,
+) -> Result<Json<FriendSharingView>, GatewayError> {
+    let other = user_id(&other)?;
+    let Json(body) = body.map_err(|rejection| {
+        GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "expected {{\"precision\": \"exact\"|\"approximate\"|\"hidden\", \"until\": RFC 3339 time?}}: {}",
+                rejection.body_text()
+            ),
+        )
+    })?;
+    let precision = body
+        .precision
+        .as_deref()
+        .and_then(Precision::parse)
+        .ok_or_else(|| {
+            GatewayError::unprocessable(
+                "precision",
+                "precision must be \"exact\", \"approximate\" or \"hidden\"",
+            )
+        })?;
+    let now = clock::now_ms();
+    let until_ms = match body.until.as_deref() {
+        None => None,
+        Some(text) => {
+            let until = clock::parse_rfc3339(text).ok_or_else(|| {
+                GatewayError::unprocessable(
+                    "until",
+                    "until must be an RFC 3339 time, e.g. 2026-12-03T18:00:00Z",
+                )
+            })?;
+            if until <= now {
+                return Err(GatewayError::unprocessable(
+                    "until",
+                    "until must be in the future",
+                ));
+            }
+            if until - now > MAX_SETTING_MS {
+                return Err(GatewayError::unprocessable(
+                    "until",
+                    "until must be at most a year ahead",
+                ));
+            }
+            Some(until)
+        }
+    };
+    let setting = FriendSetting {
+        precision,
+        until_ms,
+    };
+    if !gateway
+        .friends()
+        .set_friend_setting(me, other, Some(setting))
+        .await
+        .map_err(GatewayError::from_friends)?
+    {
+        return Err(not_a_friend(other));
+    }
+    if let Err(err) = gateway.notify_changed(me).await {
+        tracing::warn!(user = me, error = %err, "could not hint live sessions of a sharing change");
+    }
+    Ok(Json(FriendSharingView {
+        user_id: other,
+        precision: precision.as_str(),
+        until: until_ms.map(clock::format_rfc3339),
+        source: None,
+    }))
+}
+
+/// `GET /v1/me/friends/{user_id}/sharing`: what one friend sees of the user now.
+#[utoipa::path(get, path = "/v1/me/friends/{user_id}/sharing", tag = "friends",
+    params(("user_id" = u64, Path, description = "the friend")),
+    responses(
+        (status = 200, description = "the effective setting, with its source", body = FriendSharingView),
+        (status = 400, description = "invalid user id"),
+        (status = 401, description = "missing or invalid token"),
+        (status = 404, description = "not a friend"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn get_friend_sharing(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+    Path(other): Path<String>,
+) -> Result<Json<FriendSharingView>, GatewayError> {
+    let other = user_id(&other)?;
+    let grant = gateway
+        .friends()
+        .friend_setting(me, other, clock::now_ms())
+        .await
+        .map_err(GatewayError::from_friends)?
+        .ok_or_else(|| not_a_friend(other))?;
+    Ok(Json(match grant.setting {
+        Some(setting) => FriendSharingView {
+            user_id: other,
+            precision: setting.precision.as_str(),
+            until: setting.until_ms.map(clock::format_rfc3339),
+            source: Some("friend"),
+        },
+        None => FriendSharingView {
+            user_id: other,
+            precision: grant.sharing.precision.as_str(),
+            until: None,
+            source: Some("default"),
+        },
+    }))
+}
+
+/// `DELETE /v1/me/friends/{user_id}/sharing`: back to the default for that friend.
+#[utoipa::path(delete, path = "/v1/me/friends/{user_id}/sharing", tag = "friends",
+    params(("user_id" = u64, Path, description = "the friend")),
+    responses(
+        (status = 204, description = "the default applies"),
+        (status = 400, description = "invalid user id"),
+        (status = 401, description = "missing or invalid token"),
+        (status = 404, description = "not a friend"),
+        (status = 409, description = "friendships are read-only on this deployment"),
+        (status = 503, description = "the friend store is unavailable")),
+    security(("bearer" = [])))]
+pub async fn clear_friend_sharing(
+    State(gateway): State<Gateway>,
+    Me(me): Me,
+    Path(other): Path<String>,
+) -> Result<StatusCode, GatewayError> {
+    let other = user_id(&other)?;
+    if !gateway
+        .friends()
+        .set_friend_setting(me, other, None)
+        .await
+        .map_err(GatewayError::from_friends)?
+    {
+        return Err(not_a_friend(other));
+    }
+    if let Err(err) = gateway.notify_changed(me).await {
+        tracing::warn!(user = me, error = %err, "could not hint live sessions of a sharing change");
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

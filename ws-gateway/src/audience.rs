@@ -342,7 +342,7 @@ mod tests {
                 2,
                 crate::friends::Sharing {
                     enabled: false,
-                    until_ms: None,
+                    ..crate::friends::Sharing::default()
                 },
             )
             .await

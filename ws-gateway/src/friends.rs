@@ -22,11 +22,51 @@ pub const MAX_FRIENDS: usize = 5_000;
 /// Most outgoing requests one user may have pending.
 pub const MAX_PENDING_REQUESTS: usize = 1_000;
 
-/// Whether a user shares their location with their friends.
+/// How precisely a friend sees a user.
+///
+/// ```
+/// use nearby_ws_gateway::friends::Precision;
+/// assert_eq!(Precision::parse("approximate"), Some(Precision::Approximate));
+/// assert_eq!(Precision::Hidden.as_str(), "hidden");
+/// assert!(Precision::Approximate < Precision::Exact, "narrower is smaller");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Precision {
+    /// Nothing: `friend_gone`, absent from snapshots.
+    Hidden,
+    /// The centre of the H3 resolution-7 cell (about 5 km²) that holds the position.
+    Approximate,
+    /// The position itself.
+    #[default]
+    Exact,
+}
+
+impl Precision {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Hidden => "hidden",
+            Precision::Approximate => "approximate",
+            Precision::Exact => "exact",
+        }
+    }
+
+    /// From the wire name.
+    pub fn parse(text: &str) -> Option<Precision> {
+        match text {
+            "hidden" => Some(Precision::Hidden),
+            "approximate" => Some(Precision::Approximate),
+            "exact" => Some(Precision::Exact),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a user shares their location with their friends, and how precisely by default.
 ///
 /// ```
 /// use nearby_ws_gateway::friends::Sharing;
-/// let ghost_for_an_hour = Sharing { enabled: false, until_ms: Some(3_600_000) };
+/// let ghost_for_an_hour = Sharing { enabled: false, until_ms: Some(3_600_000), ..Sharing::default() };
 /// assert!(!ghost_for_an_hour.effective(0));
 /// assert!(ghost_for_an_hour.effective(3_600_000));
 /// assert!(Sharing::default().effective(0));
@@ -37,6 +77,8 @@ pub struct Sharing {
     pub enabled: bool,
     /// Unix milliseconds at which `enabled` flips; `None` for until changed.
     pub until_ms: Option<i64>,
+    /// What friends without a setting of their own see: exact or approximate.
+    pub precision: Precision,
 }
 
 impl Default for Sharing {
@@ -44,7 +86,67 @@ impl Default for Sharing {
         Self {
             enabled: true,
             until_ms: None,
+            precision: Precision::Exact,
         }
+    }
+}
+
+/// What a user lets one friend see, overriding their default, optionally until a time (after
+/// which the default applies again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FriendSetting {
+    /// Exact, approximate or hidden.
+    pub precision: Precision,
+    /// Unix milliseconds at which the setting ends; `None` for until changed.
+    pub until_ms: Option<i64>,
+}
+
+impl FriendSetting {
+    /// Whether the setting still applies at `now_ms`.
+    pub fn applies(&self, now_ms: i64) -> bool {
+        self.until_ms.is_none_or(|until| now_ms < until)
+    }
+}
+
+/// What a friend grants a viewer: the friend's sharing and their setting for that viewer.
+///
+/// ```
+/// use nearby_ws_gateway::friends::{FriendSetting, Grant, Precision, Sharing};
+/// let grant = Grant {
+///     sharing: Sharing { precision: Precision::Approximate, ..Sharing::default() },
+///     setting: Some(FriendSetting { precision: Precision::Exact, until_ms: Some(100) }),
+/// };
+/// assert_eq!(grant.precision_at(50), Precision::Exact);
+/// assert_eq!(grant.precision_at(100), Precision::Approximate, "expired: the default again");
+/// let ghost = Grant { sharing: Sharing { enabled: false, ..grant.sharing }, ..grant };
+/// assert_eq!(ghost.precision_at(50), Precision::Hidden, "ghost mode hides from everyone");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The friend's own sharing setting (ghost mode, default precision).
+    pub sharing: Sharing,
+    /// The friend's setting for this viewer, if any.
+    pub setting: Option<FriendSetting>,
+}
+
+impl Grant {
+    /// What the viewer sees of the friend at `now_ms`.
+    pub fn precision_at(&self, now_ms: i64) -> Precision {
+        if !self.sharing.effective(now_ms) {
+            return Precision::Hidden;
+        }
+        match self.setting {
+            Some(setting) if setting.applies(now_ms) => setting.precision,
+            _ => self.sharing.precision,
+        }
+    }
+
+    /// The instants (Unix ms) at which what the viewer sees may change by time alone.
+    pub fn flips(&self) -> impl Iterator<Item = i64> {
+        self.sharing
+            .until_ms
+            .into_iter()
+            .chain(self.setting.and_then(|setting| setting.until_ms))
     }
 }
 
@@ -115,9 +217,8 @@ pub struct Requests {
 pub struct Audience {
     /// The user's own sharing setting.
     pub sharing: Sharing,
-    /// Each friend with the friend's sharing setting (what the friend grants this user),
-    /// ascending by id.
-    pub friends: Vec<(u64, Sharing)>,
+    /// Each friend with what the friend grants this user, ascending by id.
+    pub friends: Vec<(u64, Grant)>,
 }
 
 /// Entries of the audience log after a cursor.
@@ -321,13 +422,13 @@ impl FriendStore {
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// use nearby_ws_gateway::friends::{FriendStore, Sharing};
+    /// use nearby_ws_gateway::friends::{FriendStore, Grant, Sharing};
     /// let store = FriendStore::memory();
     /// store.seed(&[(1, 2)]).await?;
-    /// let ghost = Sharing { enabled: false, until_ms: None };
+    /// let ghost = Sharing { enabled: false, ..Sharing::default() };
     /// store.set_sharing(2, ghost).await?;
     /// let audience = store.audience(1).await?;
-    /// assert_eq!(audience.friends, vec![(2, ghost)]);
+    /// assert_eq!(audience.friends, vec![(2, Grant { sharing: ghost, setting: None })]);
     /// assert_eq!(audience.sharing, Sharing::default());
     /// # Ok::<(), nearby_ws_gateway::friends::FriendError>(())
     /// # }).unwrap();
@@ -339,27 +440,80 @@ impl FriendStore {
         }
     }
 
-    /// What `friend` grants `viewer`: the friend's sharing setting if the two are friends,
-    /// `None` if they are not.
+    /// What `friend` grants `viewer` if the two are friends, `None` if they are not.
     ///
     /// # Errors
     /// The database.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// use nearby_ws_gateway::friends::{FriendStore, Sharing};
+    /// use nearby_ws_gateway::friends::{FriendSetting, FriendStore, Grant, Precision};
     /// let store = FriendStore::memory();
     /// store.seed(&[(1, 2)]).await?;
-    /// assert_eq!(store.grant(1, 2).await?, Some(Sharing::default()));
+    /// assert_eq!(store.grant(1, 2).await?, Some(Grant::default()));
+    /// let blur = FriendSetting { precision: Precision::Approximate, until_ms: None };
+    /// assert!(store.set_friend_setting(2, 1, Some(blur)).await?);
+    /// assert_eq!(store.grant(1, 2).await?.map(|g| g.setting), Some(Some(blur)));
     /// assert_eq!(store.grant(1, 3).await?, None);
     /// # Ok::<(), nearby_ws_gateway::friends::FriendError>(())
     /// # }).unwrap();
     /// ```
-    pub async fn grant(&self, viewer: u64, friend: u64) -> Result<Option<Sharing>, FriendError> {
+    pub async fn grant(&self, viewer: u64, friend: u64) -> Result<Option<Grant>, FriendError> {
         match self {
             FriendStore::Memory(store) => store.read_fault().map(|()| store.grant(viewer, friend)),
             FriendStore::Postgres(store) => store.grant(viewer, friend).await,
         }
+    }
+
+    /// Sets (or with `None` clears) what `user` lets `friend` see; false when they are not
+    /// friends (nothing changed). Appends `user` to the audience log.
+    ///
+    /// # Errors
+    /// The database, or a read-only store.
+    pub async fn set_friend_setting(
+        &self,
+        user: u64,
+        friend: u64,
+        setting: Option<FriendSetting>,
+    ) -> Result<bool, FriendError> {
+        self.writable()?;
+        match self {
+            FriendStore::Memory(store) => Ok(store.set_friend_setting(user, friend, setting)),
+            FriendStore::Postgres(store) => store.set_friend_setting(user, friend, setting).await,
+        }
+    }
+
+    /// What `user` lets `friend` see: `None` when they are not friends, else the user's
+    /// sharing and the setting for that friend if one applies at `now_ms`.
+    ///
+    /// # Errors
+    /// The database.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use nearby_ws_gateway::friends::{FriendSetting, FriendStore, Precision};
+    /// let store = FriendStore::memory();
+    /// store.seed(&[(1, 2)]).await?;
+    /// let hidden_until = FriendSetting { precision: Precision::Hidden, until_ms: Some(1_000) };
+    /// store.set_friend_setting(1, 2, Some(hidden_until)).await?;
+    /// assert_eq!(store.friend_setting(1, 2, 999).await?.map(|g| g.setting), Some(Some(hidden_until)));
+    /// assert_eq!(store.friend_setting(1, 2, 1_000).await?.map(|g| g.setting), Some(None));
+    /// assert_eq!(store.friend_setting(1, 3, 0).await?, None);
+    /// # Ok::<(), nearby_ws_gateway::friends::FriendError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn friend_setting(
+        &self,
+        user: u64,
+        friend: u64,
+        now_ms: i64,
+    ) -> Result<Option<Grant>, FriendError> {
+        // The grant `user` gives `friend` is `grant(friend, user)` seen from the other side.
+        let grant = self.grant(friend, user).await?;
+        Ok(grant.map(|grant| Grant {
+            setting: grant.setting.filter(|setting| setting.applies(now_ms)),
+            ..grant
+        }))
     }
 
     /// The last sequence number of the audience log (0 when empty).
@@ -483,6 +637,8 @@ struct MemoryInner {
     requests: HashSet<(u64, u64)>,
     outgoing: HashMap<u64, usize>,
     sharing: HashMap<u64, Sharing>,
+    /// `(user, friend)`: what `user` lets `friend` see.
+    settings: HashMap<(u64, u64), FriendSetting>,
     /// Pairs applied by [`FriendStore::seed`], never applied again.
     seeded: HashSet<(u64, u64)>,
     /// The audience log: `(sequence number, user)`, the last [`MEMORY_LOG_ENTRIES`].
@@ -610,6 +766,9 @@ impl MemoryFriends {
             ended |= friends.remove(&user);
         }
         if ended {
+            // Befriending again starts from the default.
+            inner.settings.remove(&(user, other));
+            inner.settings.remove(&(other, user));
             inner.log_change(user);
             inner.log_change(other);
         }
@@ -658,17 +817,31 @@ impl MemoryFriends {
         applied
     }
 
+    fn set_friend_setting(&self, user: u64, friend: u64, setting: Option<FriendSetting>) -> bool {
+        let mut inner = self.lock();
+        if !inner
+            .friends
+            .get(&user)
+            .is_some_and(|f| f.contains(&friend))
+        {
+            return false;
+        }
+        match setting {
+            Some(setting) => inner.settings.insert((user, friend), setting),
+            None => inner.settings.remove(&(user, friend)),
+        };
+        inner.log_change(user);
+        true
+    }
+
     fn audience(&self, user: u64) -> Audience {
         let inner = self.lock();
-        let mut friends: Vec<(u64, Sharing)> = inner
+        let mut friends: Vec<(u64, Grant)> = inner
             .friends
             .get(&user)
             .into_iter()
             .flatten()
-            .map(|&friend| {
-                let sharing = inner.sharing.get(&friend).copied().unwrap_or_default();
-                (friend, sharing)
-            })
+            .map(|&friend| (friend, inner.grant_of(friend, user)))
             .collect();
         friends.sort_unstable_by_key(|&(friend, _)| friend);
         Audience {
@@ -677,10 +850,20 @@ impl MemoryFriends {
         }
     }
 
-    fn grant(&self, viewer: u64, friend: u64) -> Option<Sharing> {
+    fn grant(&self, viewer: u64, friend: u64) -> Option<Grant> {
         let inner = self.lock();
         let friends = inner.friends.get(&viewer)?.contains(&friend);
-        friends.then(|| inner.sharing.get(&friend).copied().unwrap_or_default())
+        friends.then(|| inner.grant_of(friend, viewer))
+    }
+}
+
+impl MemoryInner {
+    /// What `friend` grants `viewer` (whether or not they are friends).
+    fn grant_of(&self, friend: u64, viewer: u64) -> Grant {
+        Grant {
+            sharing: self.sharing.get(&friend).copied().unwrap_or_default(),
+            setting: self.settings.get(&(friend, viewer)).copied(),
+        }
     }
 }
 
@@ -728,7 +911,7 @@ mod tests {
             1,
             Sharing {
                 enabled: false,
-                until_ms: None,
+                ..Sharing::default()
             },
         );
         store.request(3, 1).unwrap();

@@ -2,8 +2,8 @@
 //! `services/migrations/0002_friends.sql`, `0003_audience.sql`).
 
 use crate::friends::{
-    Audience, FriendError, LOG_PAGE, LogPage, MAX_FRIENDS, MAX_PENDING_REQUESTS, RequestOutcome,
-    Requests, Sharing,
+    Audience, FriendError, FriendSetting, Grant, LOG_PAGE, LogPage, MAX_FRIENDS,
+    MAX_PENDING_REQUESTS, Precision, RequestOutcome, Requests, Sharing,
 };
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::collections::HashSet;
@@ -21,14 +21,41 @@ fn from_db(user: i64) -> u64 {
     u64::from_ne_bytes(user.to_ne_bytes())
 }
 
-/// A sharing setting from columns `enabled, until_ms` starting at `first` (NULLs: the default).
+/// A sharing setting from columns `enabled, until_ms, precision` starting at `first` (NULLs:
+/// the default).
 fn sharing_of(row: &sqlx::postgres::PgRow, first: usize) -> Sharing {
     match row.get::<Option<bool>, _>(first) {
         Some(enabled) => Sharing {
             enabled,
             until_ms: row.get(first + 1),
+            precision: precision_of(row.get(first + 2)),
         },
         None => Sharing::default(),
+    }
+}
+
+/// A per-friend setting from columns `precision, until_ms` starting at `first`.
+fn setting_of(row: &sqlx::postgres::PgRow, first: usize) -> Option<FriendSetting> {
+    let precision: Option<String> = row.get(first);
+    precision.map(|precision| FriendSetting {
+        precision: precision_of(Some(precision)),
+        until_ms: row.get(first + 1),
+    })
+}
+
+/// The schema's CHECK constraints allow only the three names; anything else would be a
+/// corrupted row, read as the narrowest.
+fn precision_of(text: Option<String>) -> Precision {
+    match text {
+        None => Precision::Exact,
+        Some(text) => Precision::parse(&text).unwrap_or(Precision::Hidden),
+    }
+}
+
+fn grant_of(row: &sqlx::postgres::PgRow, first: usize) -> Grant {
+    Grant {
+        sharing: sharing_of(row, first),
+        setting: setting_of(row, first + 3),
     }
 }
 
@@ -83,19 +110,22 @@ impl PgFriends {
     }
 
     pub(crate) async fn audience(&self, user: u64) -> Result<Audience, FriendError> {
+        // A grant: the friend's sharing (`s`) and their setting for the viewer (`fs`).
         let (friends, sharing) = tokio::join!(
             sqlx::query(
-                "SELECT f.friend_id, s.enabled, s.until_ms FROM friendships f \
-                 LEFT JOIN sharing s ON s.user_id = f.friend_id WHERE f.user_id = $1",
+                "SELECT f.friend_id, s.enabled, s.until_ms, s.precision, fs.precision, fs.until_ms \
+                 FROM friendships f LEFT JOIN sharing s ON s.user_id = f.friend_id \
+                 LEFT JOIN friend_sharing fs ON fs.user_id = f.friend_id AND fs.friend_id = f.user_id \
+                 WHERE f.user_id = $1"
             )
             .bind(to_db(user))
             .fetch_all(&self.pool),
             self.sharing_on(&self.pool, user),
         );
-        let mut friends: Vec<(u64, Sharing)> = friends
+        let mut friends: Vec<(u64, Grant)> = friends
             .map_err(unavailable)?
             .iter()
-            .map(|row| (from_db(row.get(0)), sharing_of(row, 1)))
+            .map(|row| (from_db(row.get(0)), grant_of(row, 1)))
             .collect();
         friends.sort_unstable_by_key(|&(friend, _)| friend);
         Ok(Audience {
@@ -108,10 +138,11 @@ impl PgFriends {
         &self,
         viewer: u64,
         friend: u64,
-    ) -> Result<Option<Sharing>, FriendError> {
+    ) -> Result<Option<Grant>, FriendError> {
         let row = sqlx::query(
-            "SELECT s.enabled, s.until_ms FROM friendships f \
-             LEFT JOIN sharing s ON s.user_id = f.friend_id \
+            "SELECT s.enabled, s.until_ms, s.precision, fs.precision, fs.until_ms \
+             FROM friendships f LEFT JOIN sharing s ON s.user_id = f.friend_id \
+             LEFT JOIN friend_sharing fs ON fs.user_id = f.friend_id AND fs.friend_id = f.user_id \
              WHERE f.user_id = $1 AND f.friend_id = $2",
         )
         .bind(to_db(viewer))
@@ -119,7 +150,48 @@ impl PgFriends {
         .fetch_optional(&self.control)
         .await
         .map_err(unavailable)?;
-        Ok(row.map(|row| sharing_of(&row, 0)))
+        Ok(row.map(|row| grant_of(&row, 0)))
+    }
+
+    pub(crate) async fn set_friend_setting(
+        &self,
+        user: u64,
+        friend: u64,
+        setting: Option<FriendSetting>,
+    ) -> Result<bool, FriendError> {
+        let mut tx = self.control.begin().await.map_err(unavailable)?;
+        Self::lock_pair(&mut tx, user, friend).await?;
+        let friends: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2)",
+        )
+        .bind(to_db(user))
+        .bind(to_db(friend))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        if !friends {
+            return Ok(false);
+        }
+        match setting {
+            Some(setting) => sqlx::query(
+                "INSERT INTO friend_sharing (user_id, friend_id, precision, until_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, friend_id) \
+                 DO UPDATE SET precision = EXCLUDED.precision, until_ms = EXCLUDED.until_ms",
+            )
+            .bind(to_db(user))
+            .bind(to_db(friend))
+            .bind(setting.precision.as_str())
+            .bind(setting.until_ms),
+            None => sqlx::query("DELETE FROM friend_sharing WHERE user_id = $1 AND friend_id = $2")
+                .bind(to_db(user))
+                .bind(to_db(friend)),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        Self::log_changes(&mut tx, &[user]).await?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(true)
     }
 
     pub(crate) async fn log_head(&self) -> Result<i64, FriendError> {
@@ -165,15 +237,22 @@ impl PgFriends {
         .execute(&self.control)
         .await
         .map_err(unavailable)?;
+        // Expired per-friend settings no longer apply (readers check `until_ms`); drop them.
+        sqlx::query("DELETE FROM friend_sharing WHERE until_ms < $1")
+            .bind(crate::clock::now_ms())
+            .execute(&self.control)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
     async fn sharing_on(&self, pool: &PgPool, user: u64) -> Result<Sharing, FriendError> {
-        let row = sqlx::query("SELECT enabled, until_ms FROM sharing WHERE user_id = $1")
-            .bind(to_db(user))
-            .fetch_optional(pool)
-            .await
-            .map_err(unavailable)?;
+        let row =
+            sqlx::query("SELECT enabled, until_ms, precision FROM sharing WHERE user_id = $1")
+                .bind(to_db(user))
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?;
         Ok(row.map_or_else(Sharing::default, |row| sharing_of(&row, 0)))
     }
 
@@ -346,6 +425,16 @@ impl PgFriends {
         .map_err(unavailable)?
         .rows_affected();
         if friendships > 0 {
+            // Befriending again starts from the default.
+            sqlx::query(
+                "DELETE FROM friend_sharing WHERE (user_id = $1 AND friend_id = $2) \
+                 OR (user_id = $2 AND friend_id = $1)",
+            )
+            .bind(to_db(user))
+            .bind(to_db(other))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
             Self::log_changes(&mut tx, &[user, other]).await?;
         }
         tx.commit().await.map_err(unavailable)?;
@@ -409,12 +498,14 @@ impl PgFriends {
                 .map_err(unavailable)?;
         } else {
             sqlx::query(
-                "INSERT INTO sharing (user_id, enabled, until_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (user_id) DO UPDATE SET enabled = EXCLUDED.enabled, until_ms = EXCLUDED.until_ms",
+                "INSERT INTO sharing (user_id, enabled, until_ms, precision) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id) DO UPDATE SET enabled = EXCLUDED.enabled, \
+                 until_ms = EXCLUDED.until_ms, precision = EXCLUDED.precision",
             )
             .bind(to_db(user))
             .bind(sharing.enabled)
             .bind(sharing.until_ms)
+            .bind(sharing.precision.as_str())
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;

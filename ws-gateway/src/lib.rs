@@ -26,6 +26,8 @@
 //! - [`audience`]: the watcher that follows the audience log on every node, so a revocation
 //!   holds within about a second even when the pub/sub message announcing it is lost (fail
 //!   closed while the log cannot be read).
+//! - [`approximate`]: what an approximate viewer sees — the centre of the H3 resolution-7
+//!   cell, switched only 300 m inside a new cell.
 //! - [`users`]: per-user limits across a user's sessions (at most 5 sessions, connection and
 //!   location rates, plausible movement).
 //! - [`history`]: location history appended to PostgreSQL in batches through a bounded queue.
@@ -35,6 +37,7 @@
 //! - [`clock`]: Unix milliseconds and RFC 3339.
 
 pub mod api;
+pub mod approximate;
 pub mod audience;
 pub mod bus;
 pub mod cache;

@@ -202,6 +202,12 @@ pub struct FriendView {
     pub distance_m: f64,
     /// When the friend was there, Unix milliseconds.
     pub timestamp: i64,
+    /// `exact`, or `approximate`: the position is the centre of the cell that holds the
+    /// friend, never their coordinates.
+    pub precision: &'static str,
+    /// For an approximate position: the largest distance the friend may be from it, metres.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy_m: Option<f64>,
 }
 
 /// A message to the client.
@@ -327,11 +333,13 @@ mod tests {
             longitude: -2.5,
             distance_m: 10.0,
             timestamp: 3,
+            precision: "exact",
+            accuracy_m: None,
         })
         .to_json();
         assert_eq!(
             text,
-            r#"{"type":"friend_location","user_id":2,"latitude":1.5,"longitude":-2.5,"distance_m":10.0,"timestamp":3}"#
+            r#"{"type":"friend_location","user_id":2,"latitude":1.5,"longitude":-2.5,"distance_m":10.0,"timestamp":3,"precision":"exact"}"#
         );
     }
 }

@@ -18,9 +18,10 @@
 //!    send oversize frames, stop reading or stop answering, or are replaced by a newer
 //!    session of the same user past the per-user limit (4002).
 
+use crate::approximate;
 use crate::clock;
 use crate::event::{Event, Topic};
-use crate::friends::{Audience, Sharing};
+use crate::friends::{Audience, Grant, Precision, Sharing};
 use crate::gateway::Gateway;
 use crate::hub::Mailbox;
 use crate::protocol::{
@@ -47,11 +48,44 @@ const RECHECK_ONE_BY_ONE: usize = 16;
 /// A friend's last known location, as this session saw it.
 #[derive(Clone, Copy, Debug)]
 struct Known {
+    /// The friend's real position (never sent to a viewer who may see it only approximately).
     fix: Fix,
     /// When it expires (TTL after the update).
     expires: Instant,
     /// Whether the client is currently shown this friend.
     shown: bool,
+    /// How precisely the client was last shown this friend.
+    precision: Precision,
+    /// The cell the client is shown, when approximately.
+    cell: Option<h3o::CellIndex>,
+}
+
+/// Where a viewer sees a friend: their position, or the centre of a cell.
+#[derive(Clone, Copy, Debug)]
+struct Apparent {
+    position: LatLng,
+    cell: Option<h3o::CellIndex>,
+    accuracy_m: Option<f64>,
+}
+
+/// What a viewer with `precision` is shown of `fix`; `shown_cell` is the cell shown so far
+/// (`None` the first time: the current cell as it is).
+fn apparent(precision: Precision, fix: Fix, shown_cell: Option<h3o::CellIndex>) -> Apparent {
+    match precision {
+        Precision::Approximate => {
+            let cell = approximate::next_cell(shown_cell, fix.position);
+            Apparent {
+                position: approximate::centre(cell),
+                cell: Some(cell),
+                accuracy_m: Some(approximate::circumradius_m(cell).round()),
+            }
+        }
+        Precision::Exact | Precision::Hidden => Apparent {
+            position: fix.position,
+            cell: None,
+            accuracy_m: None,
+        },
+    }
 }
 
 /// Whether a friend at `distance_m` is (still) shown: enter at the radius, leave only past
@@ -107,8 +141,8 @@ struct Session {
     gateway: Gateway,
     user: u64,
     mailbox: Arc<Mailbox>,
-    /// Friends, each with their sharing setting: what they grant this user.
-    friends: HashMap<u64, Sharing>,
+    /// Friends, each with what they grant this user.
+    friends: HashMap<u64, Grant>,
     /// Friends whose grant changed and is being re-read: none of their locations is shown
     /// until it is.
     uncertain: HashSet<u64>,
@@ -252,7 +286,7 @@ impl Session {
         }
     }
 
-    fn add_friend(&mut self, friend: u64, grant: Sharing) {
+    fn add_friend(&mut self, friend: u64, grant: Grant) {
         if friend == self.user {
             return;
         }
@@ -278,10 +312,14 @@ impl Session {
     fn may_see(&self, friend: u64, now_ms: i64, fresh: bool) -> bool {
         fresh
             && !self.uncertain.contains(&friend)
-            && self
-                .friends
-                .get(&friend)
-                .is_some_and(|grant| grant.effective(now_ms))
+            && self.precision(friend, now_ms) != Precision::Hidden
+    }
+
+    /// How precisely `friend` lets this user see them at `now_ms` (hidden for a stranger).
+    fn precision(&self, friend: u64, now_ms: i64) -> Precision {
+        self.friends
+            .get(&friend)
+            .map_or(Precision::Hidden, |grant| grant.precision_at(now_ms))
     }
 
     fn is_fresh(&self) -> bool {
@@ -409,9 +447,11 @@ impl Session {
 
     /// The next instant, still ahead, at which the user's or a friend's timed sharing flips.
     fn next_flip(&self, now_ms: i64) -> Option<Instant> {
-        let ahead = std::iter::once(&self.sharing)
-            .chain(self.friends.values())
-            .filter_map(|sharing| sharing.until_ms)
+        let ahead = self
+            .sharing
+            .until_ms
+            .into_iter()
+            .chain(self.friends.values().flat_map(Grant::flips))
             .filter(|&until| until > now_ms)
             .min()?;
         let wait = u64::try_from(ahead - now_ms).ok()?;
@@ -618,11 +658,22 @@ impl Session {
         }
         let (radius, _) = self.radius();
         let mut shown = Vec::new();
+        let precisions: HashMap<u64, Precision> = visible
+            .iter()
+            .map(|&friend| (friend, self.precision(friend, now_ms)))
+            .collect();
         for (&friend, known) in &mut self.known {
-            let distance = me.distance_m(known.fix.position);
-            known.shown = visible.contains(&friend) && distance <= radius;
+            let Some(&precision) = precisions.get(&friend) else {
+                known.shown = false;
+                continue;
+            };
+            let seen = apparent(precision, known.fix, None);
+            let distance = me.distance_m(seen.position);
+            known.shown = distance <= radius;
+            known.precision = precision;
+            known.cell = seen.cell.filter(|_| known.shown);
             if known.shown {
-                shown.push(view(friend, known.fix, distance));
+                shown.push(view(friend, known.fix, &seen, precision, distance));
             }
         }
         shown.sort_by(|a, b| {
@@ -671,6 +722,8 @@ impl Session {
             fix,
             expires,
             shown: false,
+            precision: Precision::Hidden,
+            cell: None,
         });
         entry.fix = fix;
         entry.expires = expires;
@@ -685,23 +738,49 @@ impl Session {
         let fresh = self.is_fresh();
         let mut changes = Vec::new();
         for (&friend, known) in &self.known {
-            let distance = me.distance_m(known.fix.position);
-            let show = self.may_see(friend, now_ms, fresh)
-                && within(known.shown, distance, radius, hysteresis);
-            if show != known.shown {
-                changes.push((friend, show, distance));
+            let precision = if self.may_see(friend, now_ms, fresh) {
+                self.precision(friend, now_ms)
+            } else {
+                Precision::Hidden
+            };
+            if precision == Precision::Hidden {
+                if known.shown {
+                    changes.push((friend, None));
+                }
+                continue;
+            }
+            let carried = known
+                .cell
+                .filter(|_| known.shown && known.precision == precision);
+            let seen = apparent(precision, known.fix, carried);
+            let distance = me.distance_m(seen.position);
+            let show = within(known.shown, distance, radius, hysteresis);
+            if show != known.shown
+                || (show && (known.precision != precision || known.cell != seen.cell))
+            {
+                changes.push((friend, show.then_some((seen, precision, distance))));
             }
         }
-        for (friend, show, distance) in changes {
+        for (friend, shown) in changes {
             let Some(known) = self.known.get_mut(&friend) else {
                 continue;
             };
-            known.shown = show;
-            self.outbox.push(if show {
-                ServerMessage::FriendLocation(view(friend, known.fix, distance))
-            } else {
-                ServerMessage::FriendGone { user_id: friend }
-            });
+            match shown {
+                Some((seen, precision, distance)) => {
+                    known.shown = true;
+                    known.precision = precision;
+                    known.cell = seen.cell;
+                    self.outbox.push(ServerMessage::FriendLocation(view(
+                        friend, known.fix, &seen, precision, distance,
+                    )));
+                }
+                None => {
+                    known.shown = false;
+                    known.cell = None;
+                    self.outbox
+                        .push(ServerMessage::FriendGone { user_id: friend });
+                }
+            }
         }
     }
 
@@ -744,23 +823,36 @@ impl Session {
                             .fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    let distance = me.distance_m(fix.position);
+                    let precision = self.precision(friend, now_ms);
+                    let carried = known
+                        .cell
+                        .filter(|_| known.shown && known.precision == precision);
+                    let seen = apparent(precision, fix, carried);
+                    let distance = me.distance_m(seen.position);
                     let show = within(known.shown, distance, radius, hysteresis);
-                    if show {
+                    // An approximate viewer hears only of a change of cell.
+                    let same_cell = known.shown
+                        && precision == Precision::Approximate
+                        && known.precision == precision
+                        && known.cell == seen.cell;
+                    if show && !same_cell {
                         let latency_ms = now_ms.saturating_sub(fix.timestamp_ms);
                         if latency_ms >= 0 {
                             self.gateway
                                 .metrics()
                                 .observe_push_latency(latency_ms as f64 / 1e3);
                         }
-                        self.outbox
-                            .push(ServerMessage::FriendLocation(view(friend, fix, distance)));
-                    } else if known.shown {
+                        self.outbox.push(ServerMessage::FriendLocation(view(
+                            friend, fix, &seen, precision, distance,
+                        )));
+                    } else if !show && known.shown {
                         self.outbox
                             .push(ServerMessage::FriendGone { user_id: friend });
                     }
                     if let Some(entry) = self.known.get_mut(&friend) {
                         entry.shown = show;
+                        entry.precision = precision;
+                        entry.cell = seen.cell.filter(|_| show);
                     }
                 }
                 Event::Gone => {
@@ -818,7 +910,7 @@ impl Session {
 
     /// Applies a full read of the user's friendships and sharing.
     async fn apply_full(&mut self, audience: Audience) {
-        let current: HashMap<u64, Sharing> = audience.friends.into_iter().collect();
+        let current: HashMap<u64, Grant> = audience.friends.into_iter().collect();
         let removed: Vec<u64> = self
             .friends
             .keys()
@@ -945,13 +1037,27 @@ impl Session {
     }
 }
 
-fn view(user_id: u64, fix: Fix, distance_m: f64) -> FriendView {
+/// The message body for a friend seen at `seen`: for an approximate viewer the cell's centre
+/// and accuracy, never the friend's coordinates.
+fn view(
+    user_id: u64,
+    fix: Fix,
+    seen: &Apparent,
+    precision: Precision,
+    distance_m: f64,
+) -> FriendView {
     FriendView {
         user_id,
-        latitude: fix.position.lat(),
-        longitude: fix.position.lng(),
+        latitude: seen.position.lat(),
+        longitude: seen.position.lng(),
         distance_m: (distance_m * 10.0).round() / 10.0,
         timestamp: fix.timestamp_ms,
+        precision: if precision == Precision::Approximate {
+            "approximate"
+        } else {
+            "exact"
+        },
+        accuracy_m: seen.accuracy_m,
     }
 }
 
@@ -1167,6 +1273,7 @@ mod tests {
     const GHOST: Sharing = Sharing {
         enabled: false,
         until_ms: None,
+        precision: Precision::Exact,
     };
 
     #[tokio::test]
@@ -1301,6 +1408,176 @@ mod tests {
             .collect();
         assert!(leaked.is_empty(), "{leaked:?}");
         assert!(!gateway.hub().has_subscribers(Topic::Location(2)));
+    }
+
+    async fn publish_at(gateway: &Gateway, user: u64, lat: f64, lng: f64) {
+        let fix = Fix {
+            position: LatLng::new(lat, lng).unwrap(),
+            timestamp_ms: clock::now_ms(),
+        };
+        gateway.cache().set(user, fix).await.unwrap();
+        gateway
+            .bus()
+            .publish(Topic::Location(user), Event::Location(fix))
+            .await
+            .unwrap();
+    }
+
+    fn set(precision: Precision, until_ms: Option<i64>) -> Option<crate::friends::FriendSetting> {
+        Some(crate::friends::FriendSetting {
+            precision,
+            until_ms,
+        })
+    }
+
+    #[tokio::test]
+    async fn an_approximate_viewer_sees_cell_centres_and_only_changes_of_cell() {
+        let gateway = gateway(fast_audience(), &[(1, 2)]).await;
+        gateway
+            .friends()
+            .set_friend_setting(2, 1, set(Precision::Approximate, None))
+            .await
+            .unwrap();
+        let alice = Client::open(&gateway, 1, false).await;
+        alice.locate(48.8566, 2.3522).await;
+        alice
+            .wait_for(0, Duration::from_secs(2), |m| m["type"] == "nearby_friends")
+            .await;
+        // Bob walks 3 km east in 30 m steps.
+        let mut sent = Vec::new();
+        for step in 0..100 {
+            let (lat, lng) = (48.86, 2.34 + 0.000_41 * f64::from(step));
+            publish_at(&gateway, 2, lat, lng).await;
+            sent.push((lat, lng));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let seen: Vec<serde_json::Value> = alice
+            .messages()
+            .into_iter()
+            .filter(is_location_of(2))
+            .collect();
+        assert!(!seen.is_empty());
+        assert!(
+            seen.len() <= 6,
+            "one message per cell entered, not per step: {seen:?}"
+        );
+        for message in &seen {
+            assert_eq!(message["precision"], "approximate", "{message}");
+            let accuracy = message["accuracy_m"].as_f64().unwrap();
+            assert!((1_000.0..2_000.0).contains(&accuracy), "{message}");
+            let shown = LatLng::new(
+                message["latitude"].as_f64().unwrap(),
+                message["longitude"].as_f64().unwrap(),
+            )
+            .unwrap();
+            // A cell centre, never one of Bob's positions.
+            assert_eq!(
+                approximate::centre(approximate::cell_of(shown)),
+                shown,
+                "{message}"
+            );
+            assert!(
+                sent.iter()
+                    .all(|&(lat, lng)| (lat, lng) != (shown.lat(), shown.lng())),
+                "{message}"
+            );
+            // Distance measured from the centre.
+            let me = LatLng::new(48.8566, 2.3522).unwrap();
+            let distance = message["distance_m"].as_f64().unwrap();
+            assert!((distance - me.distance_m(shown)).abs() < 0.1, "{message}");
+        }
+        assert!(seen.len() >= 2, "a 3 km walk changes cell: {seen:?}");
+    }
+
+    #[tokio::test]
+    async fn hidden_sends_friend_gone_and_nothing_more_and_keeps_out_of_snapshots() {
+        let gateway = gateway(fast_audience(), &[(1, 2), (1, 3)]).await;
+        publish_at(&gateway, 3, 10.0, 20.001).await;
+        let alice = Client::open(&gateway, 1, false).await;
+        alice.locate(10.0, 20.0).await;
+        alice
+            .wait_for(0, Duration::from_secs(2), |m| m["type"] == "nearby_friends")
+            .await;
+        publish_from_elsewhere(&gateway, 2, 0).await;
+        alice
+            .wait_for(0, Duration::from_secs(2), is_location_of(2))
+            .await;
+        gateway
+            .friends()
+            .set_friend_setting(2, 1, set(Precision::Hidden, None))
+            .await
+            .unwrap();
+        gateway
+            .friends()
+            .set_friend_setting(3, 1, set(Precision::Hidden, None))
+            .await
+            .unwrap();
+        alice.wait_for(0, Duration::from_secs(1), is_gone(2)).await;
+        let after = alice.messages().len();
+        keep_publishing(&gateway, 2, Duration::from_millis(1_500)).await;
+        let leaked: Vec<_> = alice
+            .messages()
+            .into_iter()
+            .skip(after)
+            .filter(|m| m["user_id"] == 2 || m["user_id"] == 3)
+            .collect();
+        assert!(leaked.is_empty(), "{leaked:?}");
+        // A second device of Alice's: its snapshot has neither.
+        let phone = Client::open(&gateway, 1, false).await;
+        phone.locate(10.0, 20.0).await;
+        let snapshot = phone
+            .wait_for(0, Duration::from_secs(2), |m| m["type"] == "nearby_friends")
+            .await;
+        assert_eq!(snapshot["friends"], serde_json::json!([]), "{snapshot}");
+    }
+
+    #[tokio::test]
+    async fn a_setting_that_expires_into_a_narrower_default_narrows_on_time() {
+        let gateway = gateway(fast_audience(), &[(1, 2)]).await;
+        let approximate_default = Sharing {
+            precision: Precision::Approximate,
+            ..Sharing::default()
+        };
+        gateway
+            .friends()
+            .set_sharing(2, approximate_default)
+            .await
+            .unwrap();
+        let until = clock::now_ms() + 1_000;
+        gateway
+            .friends()
+            .set_friend_setting(2, 1, set(Precision::Exact, Some(until)))
+            .await
+            .unwrap();
+        let alice = Client::open(&gateway, 1, false).await;
+        alice.locate(10.0, 20.0).await;
+        alice
+            .wait_for(0, Duration::from_secs(2), |m| m["type"] == "nearby_friends")
+            .await;
+        publish_from_elsewhere(&gateway, 2, 0).await;
+        let exact = alice
+            .wait_for(0, Duration::from_secs(2), is_location_of(2))
+            .await;
+        assert_eq!(exact["precision"], "exact", "{exact}");
+        // Past `until` (no change in the store, no message on the bus): the next message
+        // about Bob is approximate, pushed by the session's own timer, and so is every later one.
+        let publishing = keep_publishing(&gateway, 2, Duration::from_millis(2_000));
+        let started = Instant::now();
+        publishing.await;
+        let messages = alice.messages();
+        let first_approximate = messages
+            .iter()
+            .position(|m| is_location_of(2)(m) && m["precision"] == "approximate")
+            .expect("narrowed to approximate");
+        let exact_after: Vec<_> = messages
+            .iter()
+            .skip(first_approximate)
+            .filter(|m| is_location_of(2)(m) && m["precision"] == "exact")
+            .collect();
+        assert!(exact_after.is_empty(), "{exact_after:?}");
+        assert!(started.elapsed() >= Duration::from_millis(1_500));
+        assert!(clock::now_ms() > until);
     }
 
     async fn gateway(config: GatewayConfig, pairs: &[(u64, u64)]) -> Gateway {
