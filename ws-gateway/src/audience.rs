@@ -192,8 +192,11 @@ impl AudienceWatcher {
         }
     }
 
-    /// Reads the log until it is exhausted, marking the sessions concerned; true on success.
-    async fn read_log(&self, store: &FriendStore, hub: &Hub) -> Result<(), String> {
+    /// Reads the log until it is exhausted, marking the sessions concerned.
+    ///
+    /// # Errors
+    /// The store could not be read (the watcher is then not fresh).
+    pub async fn read_log(&self, store: &FriendStore, hub: &Hub) -> Result<(), String> {
         let started = Instant::now();
         let mut cursor = match self.cursor() {
             Some(cursor) => cursor,

@@ -282,6 +282,11 @@ impl Gateway {
         };
         let (shutdown, _) = watch::channel(false);
         let audience = Arc::new(AudienceWatcher::new(config.audience));
+        // One read before serving, so the first sessions find the node fresh; if the store is
+        // down the node starts stale (withholding) and the watcher keeps trying.
+        if let Err(err) = audience.read_log(&friends, &hub).await {
+            tracing::warn!(error = %err, "cannot read the audience log yet");
+        }
         tokio::spawn(Arc::clone(&audience).run(
             friends.clone(),
             Arc::downgrade(&hub),
