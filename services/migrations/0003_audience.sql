@@ -24,3 +24,10 @@ CREATE TABLE friend_seeds (
     user_b BIGINT NOT NULL,
     PRIMARY KEY (user_a, user_b)
 );
+
+-- A database that already holds friendships was seeded (if at all) before pairs were
+-- recorded: which seeded pairs its users have since ended is unknown. The first seeding after
+-- this migration therefore records the file's pairs as applied without re-creating any (an
+-- ended friendship must never come back); it deletes this marker.
+CREATE TABLE friend_seeds_legacy (singleton BOOLEAN PRIMARY KEY DEFAULT true CHECK (singleton));
+INSERT INTO friend_seeds_legacy (singleton) SELECT true WHERE EXISTS (SELECT 1 FROM friendships);

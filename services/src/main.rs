@@ -446,22 +446,15 @@ async fn start_gateway(
         (Some(url), []) => Backend::Redis(url.clone()),
         (None, []) => Backend::Local,
     };
-    // Several nodes share a Redis but each would hold its own friendships in memory: they
-    // could disagree (an unfriend on one node unknown to another). So they serve the seed
-    // file read-only, and refuse to start if another node serves a different one.
-    let shared_bus_without_database =
-        !matches!(backend, Backend::Local) && matches!(store, Store::Memory(_));
-    let gateway = Gateway::start(config, secret, friends, backend, history_pool)
-        .await
-        .map_err(|err| format!("cannot start the nearby-friends gateway: {err}"))?;
+    // Seed before the gateway starts: a node that cannot load its file, or is refused below,
+    // never joins the other nodes.
     let mut pairs = Vec::new();
     if let Some(path) = &args.friends {
         let path = path.clone();
         pairs = tokio::task::spawn_blocking(move || nearby_services::friends_file::load(&path))
             .await
             .map_err(|err| err.to_string())??;
-        let applied = gateway
-            .friends()
+        let applied = friends
             .seed(&pairs)
             .await
             .map_err(|err| format!("cannot seed friendships: {err}"))?;
@@ -471,16 +464,20 @@ async fn start_gateway(
             "friendships seeded (pairs seeded before are never applied again)"
         );
     }
-    if shared_bus_without_database {
-        gateway.friends().freeze();
-        gateway
-            .hold_shared_fingerprint(&seed_fingerprint(&pairs))
-            .await?;
+    // Several nodes share a Redis but each would hold its own friendships in memory: they
+    // could disagree (an unfriend on one node unknown to another). So they serve the seed
+    // file read-only, and a node with a different file is refused before it joins.
+    let mut config = config;
+    if !matches!(backend, Backend::Local) && matches!(store, Store::Memory(_)) {
+        friends.freeze();
+        config.shared_seed_fingerprint = Some(seed_fingerprint(&pairs));
         tracing::warn!(
             "friendships and sharing are read-only: Redis without DATABASE_URL serves the --friends file on every node"
         );
     }
-    Ok(gateway)
+    Gateway::start(config, secret, friends, backend, history_pool)
+        .await
+        .map_err(|err| format!("cannot start the nearby-friends gateway: {err}"))
 }
 
 /// A fingerprint of a set of friendships, whatever the order or direction of the pairs.

@@ -52,12 +52,15 @@ const PING_EVERY: Duration = Duration::from_millis(500);
 pub enum BusError {
     /// Redis failed or cannot be reached.
     Unavailable(String),
+    /// This node may not join the others on this Redis (why).
+    Refused(String),
 }
 
 impl std::fmt::Display for BusError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BusError::Unavailable(detail) => write!(f, "bus unavailable: {detail}"),
+            BusError::Refused(why) => f.write_str(why),
         }
     }
 }

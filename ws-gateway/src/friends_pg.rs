@@ -515,6 +515,18 @@ impl PgFriends {
     }
 
     pub(crate) async fn seed(&self, pairs: &[(u64, u64)]) -> Result<usize, FriendError> {
+        // Upgraded from a version that did not record seeded pairs: record this file's pairs
+        // without re-creating any (see `0003_audience.sql`).
+        let legacy = sqlx::query("DELETE FROM friend_seeds_legacy RETURNING singleton")
+            .fetch_optional(&self.control)
+            .await
+            .map_err(unavailable)?
+            .is_some();
+        if legacy {
+            tracing::warn!(
+                "database seeded before seed pairs were recorded: the file's pairs are recorded as applied, none re-created"
+            );
+        }
         let mut applied = 0;
         for chunk in pairs.chunks(10_000) {
             let (mut lows, mut highs) = (Vec::new(), Vec::new());
@@ -535,6 +547,10 @@ impl PgFriends {
             .fetch_all(&mut *tx)
             .await
             .map_err(unavailable)?;
+            if legacy {
+                tx.commit().await.map_err(unavailable)?;
+                continue;
+            }
             let (mut users, mut friends) = (Vec::new(), Vec::new());
             for row in &rows {
                 let (a, b): (i64, i64) = (row.get(0), row.get(1));

@@ -58,6 +58,10 @@ pub struct GatewayConfig {
     pub connect_burst: u32,
     /// How the audience log is followed (revocation under faults).
     pub audience: AudienceConfig,
+    /// With Redis but no shared friend store (read-only friendships from a seed file): the
+    /// seed's fingerprint, which every node sharing the Redis must have. The first node stores
+    /// it (renewed while nodes run); a node with another is refused before it joins.
+    pub shared_seed_fingerprint: Option<String>,
     /// Frames per second per connection before it counts as a flood and is closed (1008).
     pub frame_rate_per_s: f64,
     /// Frames a connection may send at once.
@@ -91,6 +95,7 @@ impl Default for GatewayConfig {
             connect_rate_per_s: 0.5,
             connect_burst: 10,
             audience: AudienceConfig::default(),
+            shared_seed_fingerprint: None,
             frame_rate_per_s: 10.0,
             frame_burst: 50,
             max_message_bytes: 4 * 1024,
@@ -102,6 +107,46 @@ impl Default for GatewayConfig {
             node: NodeConfig::default(),
         }
     }
+}
+
+/// Makes sure every node sharing this Redis serves the same read-only friendships (see
+/// [`GatewayConfig::shared_seed_fingerprint`]), and keeps the fingerprint alive while this
+/// process runs.
+async fn hold_fingerprint(
+    connection: crate::redis_link::RedisLink,
+    fingerprint: &str,
+    config: &GatewayConfig,
+) -> Result<(), BusError> {
+    let ttl = (config.node.heartbeat_ttl * 2).max(Duration::from_secs(1));
+    let key = "{nearby:nodes}:friends-seed";
+    let held = claim(connection.clone(), key, fingerprint, ttl)
+        .await
+        .map_err(|err| {
+            BusError::Unavailable(format!("cannot check the friendships seed in Redis: {err}"))
+        })?;
+    if held != fingerprint {
+        return Err(BusError::Refused(format!(
+            "another node sharing this Redis serves a different --friends file \
+             (fingerprint {held}, this node's {fingerprint}); without DATABASE_URL every \
+             node must serve the same one (or set DATABASE_URL to share friendships)"
+        )));
+    }
+    let fingerprint = fingerprint.to_owned();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            match claim(connection.clone(), key, &fingerprint, ttl).await {
+                Ok(held) if held != fingerprint => tracing::error!(
+                    held = %held,
+                    fingerprint = %fingerprint,
+                    "another node now serves a different --friends file"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::debug!(error = %err, "cannot renew the friendships seed"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Stores `value` at `key` for `ttl` unless another value is there; renews it if it is
@@ -259,6 +304,10 @@ impl Gateway {
                     connection: bus.connection(),
                     ttl: config.location_ttl,
                 };
+                if let Some(fingerprint) = &config.shared_seed_fingerprint {
+                    // Before joining the membership: a refused node must never own a user.
+                    hold_fingerprint(bus.connection(), fingerprint, &config).await?;
+                }
                 let membership = Membership::redis(&config.node, bus.connection()).await;
                 (Bus::Redis(bus), cache, membership)
             }
@@ -319,51 +368,6 @@ impl Gateway {
             }
         });
         Ok(gateway)
-    }
-
-    /// Makes sure every node sharing this Redis serves the same read-only friendships: the
-    /// first node stores `fingerprint` (of its seed file) under a key that lives while nodes
-    /// renew it; a node whose fingerprint differs is refused. In process, always `Ok`.
-    ///
-    /// # Errors
-    /// Another node serves a different seed, or Redis cannot be reached.
-    pub async fn hold_shared_fingerprint(&self, fingerprint: &str) -> Result<(), String> {
-        let LocationCache::Redis { connection, .. } = &self.inner.cache else {
-            return Ok(());
-        };
-        let ttl = (self.inner.config.node.heartbeat_ttl * 2).max(Duration::from_secs(1));
-        let key = "{nearby:nodes}:friends-seed";
-        let held = claim(connection.clone(), key, fingerprint, ttl)
-            .await
-            .map_err(|err| format!("cannot check the friendships seed in Redis: {err}"))?;
-        if held != fingerprint {
-            return Err(format!(
-                "another node sharing this Redis serves a different --friends file \
-                 (fingerprint {held}, this node's {fingerprint}); without DATABASE_URL every \
-                 node must serve the same one (or set DATABASE_URL to share friendships)"
-            ));
-        }
-        let connection = connection.clone();
-        let fingerprint = fingerprint.to_owned();
-        let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(ttl / 3).await;
-                if weak.upgrade().is_none() {
-                    return;
-                }
-                match claim(connection.clone(), key, &fingerprint, ttl).await {
-                    Ok(held) if held != fingerprint => tracing::error!(
-                        held = %held,
-                        fingerprint = %fingerprint,
-                        "another node now serves a different --friends file"
-                    ),
-                    Ok(_) => {}
-                    Err(err) => tracing::debug!(error = %err, "cannot renew the friendships seed"),
-                }
-            }
-        });
-        Ok(())
     }
 
     /// The audience watcher (see [`crate::audience`]).
