@@ -1,9 +1,12 @@
 // The Nearby web console: places search and nearby friends on a Leaflet map.
-// Plain ES module, no build step; Leaflet (`L`) and topojson-client (`topojson`) are vendored
-// classic scripts loaded before this one.
+// Plain ES module, no build step; Leaflet (`L`), topojson-client (`topojson`) and h3-js (`h3`)
+// are vendored classic scripts loaded before this one.
 
 const SEND_INTERVAL_MS = 1000; // the gateway allows 1 location/s per connection (bursts of 5)
 const REQUESTS_POLL_MS = 5000;
+// The H3 resolution of approximate locations: the server sends the centre of the friend's
+// resolution-7 cell, and the page draws that cell.
+const APPROXIMATE_RESOLUTION = 7;
 const TRANSPARENT_PIXEL =
   'data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7';
 
@@ -296,7 +299,9 @@ const friends = {
   pending: null, // the latest position not yet sent
   lastSentAt: 0,
   sendTimer: null,
-  shown: new Map(), // user id -> {view, marker}
+  shown: new Map(), // user id -> {view, layer, approximate}: a pin, or a cell when approximate
+  sharing: null, // the last GET/PUT /v1/me/sharing answer
+  sharingItems: new Map(), // friend's user id -> their sharing control (friendItem)
   pollTimer: null,
   watchId: null,
   radiusM: null,
@@ -340,7 +345,7 @@ async function signIn(token) {
   log(`signed in as user ${userId}`);
   connect().catch((err) => log(`cannot connect: ${err}`));
   refreshPeople();
-  friends.pollTimer = setInterval(refreshPeople, REQUESTS_POLL_MS);
+  friends.pollTimer = setInterval(() => refreshPeople(), REQUESTS_POLL_MS);
 }
 
 function signOut() {
@@ -357,6 +362,9 @@ function signOut() {
   friends.userId = null;
   friends.pending = null;
   clearShown();
+  friends.sharing = null;
+  friends.sharingItems.clear();
+  $('#friends-list').replaceChildren();
   sessionStorage.removeItem('nearby-token');
   $('#session').hidden = true;
   $('#signin').hidden = false;
@@ -468,31 +476,72 @@ function onMessage(message) {
   renderShown();
 }
 
+/** A friend on the map: a pin, or the H3 cell they are in when they share only approximately. */
 function showFriend(view) {
   const id = String(view.user_id);
-  const latlng = L.latLng(view.latitude, view.longitude);
+  const approximate = view.precision === 'approximate';
   const entry = friends.shown.get(id);
-  if (entry) {
+  if (entry && entry.approximate === approximate) {
     entry.view = view;
-    entry.marker.setLatLng(latlng);
+    if (approximate) drawCell(entry.layer, view);
+    else entry.layer.setLatLng([view.latitude, view.longitude]);
     return;
   }
-  const marker = L.marker(latlng, {
+  if (entry) entry.layer.remove();
+  const layer = approximate ? friendCell(id, view) : friendPin(id, view);
+  friends.shown.set(id, { view, layer, approximate });
+}
+
+function friendPin(id, view) {
+  const digits = id.replace(/\D/g, '');
+  return L.marker([view.latitude, view.longitude], {
     icon: L.divIcon({
       className: 'friend-marker',
-      html: `<span data-user-id="${id.replace(/\D/g, '')}">${id.replace(/\D/g, '')}</span>`,
+      html: `<span data-user-id="${digits}">${digits}</span>`,
       iconSize: [24, 24],
     }),
     title: `user ${id}`,
     keyboard: false,
   }).addTo(map);
-  friends.shown.set(id, { view, marker });
+}
+
+/** The friend's H3 cell, from its centre (all the server sends) and labelled with its size. */
+function cellOf(view) {
+  const cell = h3.latLngToCell(view.latitude, view.longitude, APPROXIMATE_RESOLUTION);
+  // Vertices within 180° of the centre's longitude, so a cell on the antimeridian stays whole.
+  const boundary = h3
+    .cellToBoundary(cell)
+    .map(([lat, lng]) => [lat, lng + 360 * Math.round((view.longitude - lng) / 360)]);
+  const label = element('span', {
+    textContent: `user ${view.user_id} · approximate ±${Math.round(view.accuracy_m)} m`,
+  });
+  return { cell, boundary, label };
+}
+
+function friendCell(id, view) {
+  const { cell, boundary, label } = cellOf(view);
+  const polygon = L.polygon(boundary, {
+    className: 'friend-area',
+    color: '#457b9d',
+    weight: 2,
+    fillOpacity: 0.15,
+  })
+    .bindTooltip(label, { permanent: true, direction: 'top', className: 'friend-area-label' })
+    .addTo(map);
+  Object.assign(polygon.getElement().dataset, { userId: id, cell });
+  return polygon;
+}
+
+function drawCell(polygon, view) {
+  const { cell, boundary, label } = cellOf(view);
+  polygon.setLatLngs(boundary).setTooltipContent(label);
+  polygon.getElement().dataset.cell = cell;
 }
 
 function hideFriend(id) {
   const entry = friends.shown.get(id);
   if (!entry) return;
-  entry.marker.remove();
+  entry.layer.remove();
   friends.shown.delete(id);
 }
 
@@ -505,15 +554,21 @@ function renderShown() {
   const list = $('#nearby-friends');
   const entries = [...friends.shown.entries()].sort((a, b) => a[1].view.distance_m - b[1].view.distance_m);
   list.replaceChildren(
-    ...entries.map(([id, { view, marker }]) =>
+    ...entries.map(([id, { view, approximate }]) =>
       element(
         'li',
         {
           className: 'friend',
           dataset: { userId: id },
-          onclick: () => map.panTo(marker.getLatLng()),
+          onclick: () => map.panTo([view.latitude, view.longitude]),
         },
         element('strong', { textContent: `user ${id}` }),
+        approximate
+          ? element('span', {
+              className: 'precision',
+              textContent: `approximate ±${formatDistance(view.accuracy_m)}`,
+            })
+          : '',
         element('span', {
           className: 'when',
           textContent: new Date(view.timestamp).toLocaleTimeString(),
@@ -584,7 +639,9 @@ function flushLocation() {
 }
 
 function showSharing(sharing) {
+  friends.sharing = sharing;
   $('#sharing').checked = sharing.enabled;
+  $('#default-precision').value = sharing.precision ?? 'exact';
   let text = sharing.sharing_now ? 'Friends can see you.' : 'Ghost mode: friends cannot see you.';
   if (sharing.until) text += ` Until ${new Date(sharing.until).toLocaleString()}.`;
   setStatus($('#sharing-status'), text);
@@ -607,6 +664,174 @@ async function changeSharing() {
   }
 }
 
+/** `PUT /v1/me/sharing` with only the default precision changed (ghost mode and its `until` kept). */
+async function changeDefaultPrecision() {
+  const select = $('#default-precision');
+  const precision = select.value;
+  const current = friends.sharing;
+  const body = { enabled: current.sharing_now, precision };
+  if (current.until && Date.parse(current.until) > Date.now()) body.until = current.until;
+  try {
+    const sharing = await request('PUT', '/v1/me/sharing', { token: friends.token, body });
+    showSharing(sharing);
+    log(`friends without a setting of their own now see ${PRECISIONS[precision]}`);
+    for (const item of friends.sharingItems.values()) {
+      if (item.setting?.source === 'default') showFriendSharing(item, { ...item.setting, precision });
+    }
+  } catch (err) {
+    select.value = current.precision ?? 'exact';
+    setStatus($('#sharing-status'), `Could not change the default: ${describe(err)}`, true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-friend sharing: what one friend sees of me, and for how long.
+
+const PRECISIONS = {
+  exact: 'your exact position',
+  approximate: 'your approximate area',
+  hidden: 'nothing',
+};
+
+/** When a per-friend setting chosen now ends; null: it does not. */
+const DURATIONS = {
+  always: () => null,
+  hour: () => new Date(Date.now() + 3_600_000),
+  tomorrow: () => {
+    const now = new Date();
+    return new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1); // next local midnight
+  },
+};
+
+function option(value, text) {
+  return element('option', { value, textContent: text });
+}
+
+/** A friend in the friends list: their id, Remove, and what they see of me. */
+function friendItem(id, remove) {
+  const precision = element(
+    'select',
+    { className: 'sharing-precision' },
+    option('default', 'my default'),
+    option('exact', 'my exact position'),
+    option('approximate', 'my approximate area'),
+    option('hidden', 'nothing'),
+  );
+  const duration = element(
+    'select',
+    { className: 'sharing-duration', disabled: true },
+    option('always', 'always'),
+    option('hour', 'for 1 hour'),
+    option('tomorrow', 'until tomorrow (midnight)'),
+  );
+  precision.addEventListener('change', () => {
+    duration.disabled = precision.value === 'default';
+  });
+  const status = element('p', { className: 'sharing-now status' });
+  status.setAttribute('role', 'status');
+  const item = { id, precision, duration, status, setting: null };
+  item.li = element(
+    'li',
+    { className: 'friend-entry', dataset: { userId: id } },
+    element('span', { className: 'name', textContent: `user ${id}` }),
+    remove,
+    element(
+      'form',
+      {
+        className: 'friend-sharing',
+        onsubmit: (event) => {
+          event.preventDefault();
+          setFriendSharing(item);
+        },
+      },
+      element(
+        'fieldset',
+        {},
+        element('legend', { textContent: `What user ${id} sees of me` }),
+        element('label', {}, 'Sees', precision),
+        element('label', {}, 'For', duration),
+        element('button', { type: 'submit', className: 'sharing-set', textContent: 'Set' }),
+      ),
+      status,
+    ),
+  );
+  return item;
+}
+
+/** Shows a `/v1/me/friends/{id}/sharing` answer: the effective setting, its source, its end. */
+function showFriendSharing(item, setting) {
+  item.setting = setting;
+  item.precision.value = setting.source === 'friend' ? setting.precision : 'default';
+  item.duration.disabled = item.precision.value === 'default';
+  let text = `Sees ${PRECISIONS[setting.precision] ?? setting.precision}`;
+  text += setting.source === 'friend' ? ' (set for this friend)' : ' (your default)';
+  if (setting.until) {
+    const until = new Date(setting.until).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+    text += `, until ${until}`;
+  }
+  setStatus(item.status, `${text}.`);
+}
+
+async function loadFriendSharing(item) {
+  const token = friends.token;
+  try {
+    const setting = await request('GET', `/v1/me/friends/${item.id}/sharing`, { token });
+    if (token === friends.token) showFriendSharing(item, setting);
+  } catch (err) {
+    if (token === friends.token) setStatus(item.status, `Could not read the setting: ${describe(err)}`, true);
+  }
+}
+
+async function setFriendSharing(item) {
+  const path = `/v1/me/friends/${item.id}/sharing`;
+  const precision = item.precision.value;
+  try {
+    if (precision === 'default') {
+      await request('DELETE', path, { token: friends.token });
+      log(`user ${item.id} sees what your default shows`);
+      await loadFriendSharing(item);
+      return;
+    }
+    const body = { precision };
+    const until = DURATIONS[item.duration.value]();
+    if (until) body.until = until.toISOString();
+    const setting = await request('PUT', path, { token: friends.token, body });
+    showFriendSharing(item, { ...setting, source: 'friend' });
+    log(`user ${item.id} sees ${PRECISIONS[precision]}`);
+  } catch (err) {
+    setStatus(item.status, `Could not change it: ${describe(err)}`, true);
+  }
+}
+
+/**
+ * Updates the friends list in place (a poll must not reset a half-made choice or move the
+ * keyboard focus): removes ended friendships, adds new friends and reads their setting. The
+ * settings are read again when `reload` is set, or when the one shown has ended.
+ */
+function renderFriendsList(ids, removeButton, reload) {
+  const list = $('#friends-list');
+  const keep = new Set(ids.map(String));
+  for (const [id, item] of friends.sharingItems) {
+    if (!keep.has(id)) {
+      item.li.remove();
+      friends.sharingItems.delete(id);
+    }
+  }
+  let next = list.firstElementChild;
+  for (const id of keep) {
+    let item = friends.sharingItems.get(id);
+    if (!item) {
+      item = friendItem(id, removeButton(id));
+      friends.sharingItems.set(id, item);
+      loadFriendSharing(item);
+    } else if (reload || (item.setting?.until && Date.parse(item.setting.until) <= Date.now())) {
+      loadFriendSharing(item);
+    }
+    if (item.li === next) next = next.nextElementSibling;
+    else list.insertBefore(item.li, next);
+  }
+}
+
 function personItem(id, ...buttons) {
   return element('li', { dataset: { userId: String(id) } }, `user ${id}`, ...buttons);
 }
@@ -615,7 +840,7 @@ function button(label, className, action) {
   return element('button', { type: 'button', className, textContent: label, onclick: action });
 }
 
-async function refreshPeople() {
+async function refreshPeople({ reload = false } = {}) {
   const token = friends.token;
   if (!token) return;
   let list;
@@ -654,10 +879,10 @@ async function refreshPeople() {
       personItem(id, button('Cancel', 'cancel', act('DELETE', id, `cancelled the request to user ${id}`))),
     ),
   );
-  $('#friends-list').replaceChildren(
-    ...list.friends.map((id) =>
-      personItem(id, button('Remove', 'remove', act('DELETE', id, `no longer friends with user ${id}`))),
-    ),
+  renderFriendsList(
+    list.friends,
+    (id) => button('Remove', 'remove', act('DELETE', id, `no longer friends with user ${id}`)),
+    reload,
   );
 }
 
@@ -726,8 +951,9 @@ function initFriends(config) {
     setMe(L.latLng(Number($('#me-lat').value), Number($('#me-lng').value)), { pan: true });
   });
   $('#sharing').addEventListener('change', changeSharing);
+  $('#default-precision').addEventListener('change', changeDefaultPrecision);
   $('#request-form').addEventListener('submit', sendRequest);
-  $('#friends-refresh').addEventListener('click', refreshPeople);
+  $('#friends-refresh').addEventListener('click', () => refreshPeople({ reload: true }));
   const saved = sessionStorage.getItem('nearby-token');
   if (saved) signIn(saved);
 }

@@ -74,6 +74,9 @@ static FILES: &[File] = &[
     file!("vendor/topojson-client/LICENSE", TEXT, VENDORED),
     file!("vendor/world-atlas/countries-110m.json", JSON, VENDORED),
     file!("vendor/world-atlas/LICENSE", TEXT, VENDORED),
+    file!("vendor/h3-js/h3-js.umd.js", JS, VENDORED),
+    file!("vendor/h3-js/LICENSE", TEXT, VENDORED),
+    file!("vendor/h3-js/NOTICE", TEXT, VENDORED),
 ];
 
 /// The console's routes; merged into [`super::app`].

@@ -139,6 +139,23 @@ async function moveTo(page, lat, lng) {
 
 const friendItem = (id) => `#nearby-friends li.friend[data-user-id="${id}"]`;
 
+async function waitForText(page, selector, pattern) {
+  await page.waitForFunction(
+    ([selector, source]) => new RegExp(source).test(document.querySelector(selector)?.textContent ?? ''),
+    [selector, pattern.source],
+  );
+}
+
+/** A JSON API call as `user`, straight to the server (to check what the page did). */
+async function api(method, path, user) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token(user)}` },
+  });
+  assert.equal(response.status, 200, `${method} ${path}: ${response.status}`);
+  return response.json();
+}
+
 async function expectDistance(page, id, text) {
   await page.waitForFunction(
     ([selector, expected]) => document.querySelector(selector)?.textContent.includes(expected),
@@ -257,6 +274,97 @@ step('two friends see each other move, then leave', async () => {
   await one.context().close();
 });
 
+step('per-friend sharing: approximate is a cell, hidden is nothing; the default round-trips', async () => {
+  const [A, B] = [6, 7]; // friends from the seed file; B controls what A sees of B
+  const there = { lat: CENTRE.lat + 0.01, lng: CENTRE.lng }; // B, 1.1 km north of A
+  const viewer = await openPage(base, 'user 6');
+  const sharer = await openPage(base, 'user 7');
+  await signIn(viewer, A);
+  await signIn(sharer, B);
+  const control = `#friends-list li[data-user-id="${A}"]`;
+  const setting = `${control} .sharing-now`;
+  const choose = async (precision, duration) => {
+    await sharer.selectOption(`${control} select.sharing-precision`, precision);
+    if (duration) await sharer.selectOption(`${control} select.sharing-duration`, duration);
+    await sharer.click(`${control} button.sharing-set`);
+  };
+  await waitForText(sharer, setting, /^Sees your exact position \(your default\)\.$/);
+  assert.equal(await sharer.isDisabled(`${control} select.sharing-duration`), true);
+
+  await moveTo(viewer, CENTRE.lat, CENTRE.lng);
+  await moveTo(sharer, there.lat, there.lng);
+  const pin = `.friend-marker [data-user-id="${B}"]`;
+  const cell = `path.friend-area[data-user-id="${B}"]`;
+  await viewer.waitForSelector(pin);
+  assert.equal(await viewer.locator(cell).count(), 0);
+
+  // B lets A see only an approximate area, for an hour.
+  await choose('approximate', 'hour');
+  await waitForText(sharer, setting, /^Sees your approximate area \(set for this friend\), until .+\.$/);
+  const approximate = await api('GET', `/v1/me/friends/${A}/sharing`, B);
+  assert.equal(approximate.precision, 'approximate');
+  assert.equal(approximate.source, 'friend');
+  const left = Date.parse(approximate.until) - Date.now();
+  assert.ok(left > 59 * 60e3 && left <= 60 * 60e3, `until ${approximate.until} is not an hour ahead`);
+
+  // A sees B as the H3 cell B is in, not as a pin.
+  await viewer.waitForSelector(cell);
+  await viewer.waitForSelector(pin, { state: 'detached' });
+  assert.equal(await viewer.locator('.friend-marker').count(), 0);
+  const shown = await viewer.locator(cell).getAttribute('data-cell');
+  const truth = await viewer.evaluate(([lat, lng]) => h3.latLngToCell(lat, lng, 7), [there.lat, there.lng]);
+  assert.equal(shown, truth, 'the cell drawn is the one B is in');
+  const corners = (await viewer.locator(cell).getAttribute('d')).match(/[ML]/g).length;
+  assert.equal(corners, 6, 'a hexagon');
+  const label = await viewer.locator('.friend-area-label').textContent();
+  assert.match(label, /^user 7 · approximate ±1\d{3} m$/);
+  await waitForText(viewer, `${friendItem(B)} .precision`, /^approximate ±1\.\d\d km$/);
+  await viewer.click('.leaflet-control-zoom-in');
+  await viewer.click('.leaflet-control-zoom-in');
+  await shot(viewer, 'sharing-user6-sees-user7-approximate');
+  await shot(sharer, 'sharing-user7-sets-approximate');
+
+  // Hidden until tomorrow (the next local midnight): B leaves A's map.
+  await choose('hidden', 'tomorrow');
+  await waitForText(sharer, setting, /^Sees nothing \(set for this friend\), until .+\.$/);
+  await viewer.waitForSelector(cell, { state: 'detached' });
+  await viewer.waitForSelector(friendItem(B), { state: 'detached' });
+  assert.equal(await viewer.locator(pin).count(), 0);
+  const hidden = await api('GET', `/v1/me/friends/${A}/sharing`, B);
+  const midnight = await sharer.evaluate(() => {
+    const now = new Date();
+    return new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1).getTime();
+  });
+  assert.equal(hidden.precision, 'hidden');
+  assert.equal(Date.parse(hidden.until), midnight);
+  await shot(viewer, 'sharing-user6-user7-hidden');
+
+  // The default precision: approximate; A back on the default follows it and sees B's cell.
+  await sharer.selectOption('#default-precision', 'approximate');
+  await sharer.waitForFunction(() =>
+    /now see your approximate area/.test(document.querySelector('#log').textContent),
+  );
+  assert.equal((await api('GET', '/v1/me/sharing', B)).precision, 'approximate');
+  await choose('default');
+  await waitForText(sharer, setting, /^Sees your approximate area \(your default\)\.$/);
+  assert.equal((await api('GET', `/v1/me/friends/${A}/sharing`, B)).source, 'default');
+  await viewer.waitForSelector(cell);
+  assert.equal(await viewer.locator(pin).count(), 0);
+  // A reload reads both back.
+  await sharer.reload();
+  await sharer.waitForSelector('#session:not([hidden])');
+  await waitForText(sharer, setting, /^Sees your approximate area \(your default\)\.$/);
+  assert.equal(await sharer.inputValue('#default-precision'), 'approximate');
+  assert.equal(await sharer.inputValue(`${control} select.sharing-precision`), 'default');
+  await shot(sharer, 'sharing-user7-default-approximate');
+  // And back to exact.
+  await sharer.selectOption('#default-precision', 'exact');
+  await waitForText(sharer, setting, /^Sees your exact position \(your default\)\.$/);
+  assert.equal((await api('GET', '/v1/me/sharing', B)).precision, 'exact');
+  await viewer.context().close();
+  await sharer.context().close();
+});
+
 step('friend requests from the page', async () => {
   const one = await openPage(base, 'user 1');
   const three = await openPage(base, 'user 3');
@@ -302,7 +410,7 @@ async function main() {
       PLACES.map(([id, name, k, category]) => `${id},${name},${(CENTRE.lat + k * 0.001).toFixed(4)},${CENTRE.lng},${category}\n`).join(''),
   );
   const friends = join(work, 'friends.csv');
-  writeFileSync(friends, 'user_id,friend_id\n1,2\n');
+  writeFileSync(friends, 'user_id,friend_id\n1,2\n6,7\n');
   const deadPort = await freePort(); // nothing listens there: tiles fail at once
   const tileUrl = `http://127.0.0.1:${deadPort}/{z}/{x}/{y}.png`;
   base = await startServer('server', [
