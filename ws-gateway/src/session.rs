@@ -1368,6 +1368,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_snapshot_that_cannot_be_trusted_says_unavailable_and_comes_later() {
+        let gateway = gateway(fast_audience(), &[(1, 2)]).await;
+        publish_from_elsewhere(&gateway, 2, 0).await;
+        let alice = Client::open(&gateway, 1, false).await;
+        memory(&gateway).faults.lock().unwrap().log_down = true;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        alice.locate(10.0, 20.0).await;
+        let refused = alice
+            .wait_for(0, Duration::from_secs(2), |m| m["type"] == "error")
+            .await;
+        assert_eq!(refused["code"], "unavailable", "{refused}");
+        assert!(
+            !alice
+                .messages()
+                .iter()
+                .any(|m| m["type"] == "nearby_friends"),
+            "no empty list that reads as 'nobody nearby'"
+        );
+        memory(&gateway).faults.lock().unwrap().log_down = false;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(1_000)).await; // the location rate
+        alice.locate(10.0, 20.0).await;
+        let snapshot = alice
+            .wait_for(0, Duration::from_secs(2), |m| m["type"] == "nearby_friends")
+            .await;
+        assert_eq!(snapshot["friends"][0]["user_id"], 2, "{snapshot}");
+    }
+
+    #[tokio::test]
     async fn a_change_between_the_load_and_the_subscription_is_applied() {
         let gateway = gateway(fast_audience(), &[(1, 2)]).await;
         // The upgrade notes the cursor and reads Alice's friends (Bob among them)...
