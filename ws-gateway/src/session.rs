@@ -311,7 +311,8 @@ impl Session {
     /// read the audience log recently enough (`fresh`).
     fn may_see(&self, friend: u64, now_ms: i64, fresh: bool) -> bool {
         fresh
-            && !self.uncertain.contains(&friend)
+            // (An empty set answers without hashing: the common case on the hot path.)
+            && (self.uncertain.is_empty() || !self.uncertain.contains(&friend))
             && self.precision(friend, now_ms) != Precision::Hidden
     }
 
@@ -735,7 +736,13 @@ impl Session {
     fn reevaluate(&mut self, me: LatLng) {
         let (radius, hysteresis) = self.radius();
         let now_ms = clock::now_ms();
-        let fresh = self.is_fresh();
+        if !self.is_fresh() {
+            // The node cannot vouch for any grant right now: show nothing new, but do not hide
+            // friends either — their last position is not new information, and an overloaded
+            // or cut-off node would otherwise make every friend flicker off and on.
+            return;
+        }
+        let fresh = true;
         let mut changes = Vec::new();
         for (&friend, known) in &self.known {
             let precision = if self.may_see(friend, now_ms, fresh) {

@@ -13,6 +13,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+/// Lock shards of the user table.
+const SHARDS: usize = 32;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each critical section is a few field updates that cannot leave an entry inconsistent.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A token bucket: `burst` tokens, refilled at `rate_per_s`.
 ///
 /// ```
@@ -142,7 +152,8 @@ struct Entry {
 /// The table of users with limits in force on this node.
 pub struct Users {
     limits: UserLimits,
-    entries: Mutex<HashMap<u64, Entry>>,
+    /// Lock shards (by user), so sessions of different users rarely meet on one lock.
+    shards: Box<[Mutex<HashMap<u64, Entry>>]>,
 }
 
 /// What [`Users::register`] hands a new session.
@@ -158,7 +169,7 @@ impl Users {
     pub fn new(limits: UserLimits) -> Self {
         Self {
             limits,
-            entries: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
     }
 
@@ -167,10 +178,10 @@ impl Users {
         &self.limits
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self, user: u64) -> MutexGuard<'_, HashMap<u64, Entry>> {
+        // Fibonacci hashing spreads consecutive ids over the shards.
+        let index = (user.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59) as usize % self.shards.len();
+        lock(&self.shards[index])
     }
 
     fn entry<'a>(
@@ -200,7 +211,7 @@ impl Users {
     /// assert!(users.try_connect(2, now).is_ok());
     /// ```
     pub fn try_connect(&self, user: u64, now: Instant) -> Result<(), Duration> {
-        let mut table = self.lock();
+        let mut table = self.lock(user);
         let entry = self.entry(&mut table, user, now);
         if entry.connects.take(now) {
             Ok(())
@@ -223,7 +234,7 @@ impl Users {
     pub fn register(&self, user: u64, session: u64, now: Instant) -> Registration {
         let replaced = Arc::new(Notify::new());
         let max = self.limits.max_sessions.max(1);
-        let mut table = self.lock();
+        let mut table = self.lock(user);
         let entry = self.entry(&mut table, user, now);
         entry.sessions.push_back((session, Arc::clone(&replaced)));
         let mut evicted = 0;
@@ -239,7 +250,7 @@ impl Users {
 
     /// Removes a session (a no-op if it was already replaced).
     pub fn unregister(&self, user: u64, session: u64, now: Instant) {
-        let mut table = self.lock();
+        let mut table = self.lock(user);
         if let Some(entry) = table.get_mut(&user) {
             entry.sessions.retain(|(id, _)| *id != session);
             if entry.sessions.is_empty() {
@@ -250,14 +261,14 @@ impl Users {
 
     /// Open sessions of `user` on this node.
     pub fn sessions(&self, user: u64) -> usize {
-        self.lock()
+        self.lock(user)
             .get(&user)
             .map_or(0, |entry| entry.sessions.len())
     }
 
     /// Takes a location token of `user`; false when over the rate.
     pub fn take_location(&self, user: u64, now: Instant) -> bool {
-        let mut table = self.lock();
+        let mut table = self.lock(user);
         self.entry(&mut table, user, now).locations.take(now)
     }
 
@@ -286,7 +297,7 @@ impl Users {
     /// # Errors
     /// [`Implausible`]: the previous position stands.
     pub fn accept_move(&self, user: u64, fix: Fix, now: Instant) -> Result<(), Implausible> {
-        let mut table = self.lock();
+        let mut table = self.lock(user);
         let limits = self.limits;
         let entry = self.entry(&mut table, user, now);
         if let Some((last, at)) = entry.last_fix {
@@ -311,14 +322,18 @@ impl Users {
     /// connection budget is whole again; returns how many.
     pub fn prune(&self, now: Instant) -> usize {
         let forget_after = self.limits.forget_after;
-        let mut table = self.lock();
-        let before = table.len();
-        table.retain(|_, entry| {
-            !(entry.sessions.is_empty()
-                && now.saturating_duration_since(entry.idle_since) >= forget_after
-                && entry.connects.is_full(now))
-        });
-        before - table.len()
+        let mut forgotten = 0;
+        for shard in &self.shards {
+            let mut table = lock(shard);
+            let before = table.len();
+            table.retain(|_, entry| {
+                !(entry.sessions.is_empty()
+                    && now.saturating_duration_since(entry.idle_since) >= forget_after
+                    && entry.connects.is_full(now))
+            });
+            forgotten += before - table.len();
+        }
+        forgotten
     }
 }
 
