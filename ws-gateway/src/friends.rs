@@ -402,8 +402,8 @@ impl FriendStore {
         }
     }
 
-    /// Makes each pair mutual friends (seeding from a file); returns how many pairs were
-    /// applied. A pair is applied at most once in the life of the store: a friendship seeded
+    /// Makes each pair mutual friends (seeding from a file); returns how many friendships
+    /// were new. A pair is applied at most once in the life of the store: a friendship seeded
     /// and later ended through the API is not re-created by seeding the same file again.
     ///
     /// # Errors
@@ -809,8 +809,7 @@ impl MemoryFriends {
         let mut inner = self.lock();
         let mut applied = 0;
         for &(a, b) in pairs.iter().filter(|(a, b)| a != b) {
-            if inner.seeded.insert((a.min(b), a.max(b))) {
-                inner.befriend(a, b);
+            if inner.seeded.insert((a.min(b), a.max(b))) && inner.befriend(a, b) {
                 applied += 1;
             }
         }

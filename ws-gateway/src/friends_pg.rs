@@ -558,7 +558,7 @@ impl PgFriends {
                 friends.extend([b, a]);
             }
             if !users.is_empty() {
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO friendships (user_id, friend_id) \
                      SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
                 )
@@ -566,12 +566,14 @@ impl PgFriends {
                 .bind(&friends)
                 .execute(&mut *tx)
                 .await
-                .map_err(unavailable)?;
+                .map_err(unavailable)?
+                .rows_affected();
+                // Pairs that were already friends (through the API) are recorded, not counted.
+                applied += usize::try_from(inserted / 2).unwrap_or(usize::MAX);
                 let changed: Vec<u64> = users.iter().copied().map(from_db).collect();
                 Self::log_changes(&mut tx, &changed).await?;
             }
             tx.commit().await.map_err(unavailable)?;
-            applied += rows.len();
         }
         Ok(applied)
     }
