@@ -831,6 +831,15 @@ impl Session {
                         continue;
                     }
                     let precision = self.precision(friend, now_ms);
+                    if precision == Precision::Approximate
+                        && known.shown
+                        && known.precision == precision
+                        && known.cell == Some(approximate::cell_of(fix.position))
+                    {
+                        // Moving inside the cell the viewer is shown sends nothing: settle it
+                        // with one cell lookup, before any centre or boundary is computed.
+                        continue;
+                    }
                     let carried = known
                         .cell
                         .filter(|_| known.shown && known.precision == precision);
