@@ -5,6 +5,7 @@
 //! friends-bench tokens --users N --secret S                  > tokens.json
 //! friends-bench run --url ws://HOST:PORT --secret S --users N --circle G --rate R
 //!                   --duration SECS [--source-ips IP,IP] [--server-pid PID] [--idle]
+//!                   [--approximate-share F]
 //! ```
 //!
 //! Users `1..=N` are split into circles of `G` consecutive ids, everyone in a circle a friend
@@ -15,10 +16,27 @@
 //! times each `friend_location` push from the sender's send instant to its arrival at the
 //! friend's socket. Expected deliveries: each update times the sender's friends that hold a
 //! connection. `scripts/bench-friends` sets up a throwaway Redis and server around it.
+//!
+//! `--approximate-share F` mixes in approximate sharing: before any connection opens, the
+//! users picked by [`approximate_sharer`] (a fraction F, spread evenly over the ids) set
+//! `PUT /v1/me/sharing {"enabled":true,"precision":"approximate"}` and the others `"exact"`
+//! (so a server that outlives a run holds exactly this mix). Their friends then see them at
+//! the centre of an H3 cell, pushed only when that cell changes, which cannot be predicted
+//! per update: the delivery ratio is computed over exact pairs only (senders sharing
+//! exactly), and approximate pushes are reported apart, as a share of the updates their
+//! senders sent times the friends connected. Every push and snapshot entry is checked
+//! against what its sender shares: an approximate one must say `"precision":"approximate"`,
+//! carry a plausible `accuracy_m`, sit on a resolution-7 cell centre near the sender's circle
+//! and never on one of the sender's own recent coordinates; an exact one must say `"exact"`
+//! and come from an exact sharer. Any violation fails the run (exit status 1, after the
+//! report). The precision is written through the friend store, so the server needs a
+//! writable one: the embedded mode, or a database (Redis without one answers 409
+//! `read_only`).
 
 use clap::{Args, Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use nearby_services::auth::{Secret, unix_now};
+use nearby_ws_gateway::approximate;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +44,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::WebSocketStream;
@@ -46,6 +65,10 @@ const STEP_M: f64 = 5.0;
 const METRES_PER_DEGREE: f64 = 111_320.0;
 /// Distinct error codes and close codes kept; a misbehaving server cannot grow the maps.
 const MAX_CODES: usize = 32;
+/// Per user, the last few positions sent, which an approximate push must not carry.
+const RECENT: usize = 8;
+/// Two coordinates closer than this (degrees, ~0.1 m) are the same position.
+const SAME_POSITION_DEG: f64 = 1e-6;
 
 #[derive(Parser)]
 #[command(
@@ -137,6 +160,11 @@ struct RunArgs {
     /// Client runtime threads; default: the number of CPUs.
     #[arg(long)]
     threads: Option<usize>,
+    /// Fraction of users (0..=1, spread evenly over the ids) who share only approximately
+    /// with every friend (`PUT /v1/me/sharing`, set for every user before connecting when
+    /// above 0). Needs a writable friend store: embedded mode, or a database.
+    #[arg(long, default_value_t = 0.0)]
+    approximate_share: f64,
 }
 
 fn main() -> ExitCode {
@@ -187,6 +215,23 @@ fn circle_of(user: u64, circle: u64, users: u64) -> (u64, u64, u64) {
     let first = index * circle + 1;
     let last = (first + circle - 1).min(users);
     (index, first, last)
+}
+
+/// Whether `user` (1-based) shares only approximately when a fraction `share` of the users
+/// does: the users at which `floor(id * share)` steps up, so exactly `floor(N * share)` of
+/// users `1..=N` do, spread evenly over the ids (with 0.5, the even ids: half of every
+/// circle). `k6/nearby_friends.js` picks the same users.
+fn approximate_sharer(user: u64, share: f64) -> bool {
+    user > 0 && share > 0.0 && (user as f64 * share).floor() > ((user - 1) as f64 * share).floor()
+}
+
+/// Where a circle's members gather: its own point of the box around the city.
+fn circle_centre(seed: u64, circle_index: u64) -> Offset {
+    let mut centre_rng = Rng::new(seed ^ circle_index.wrapping_mul(0x9e37_79b9));
+    Offset {
+        east: centre_rng.signed() * CITY_BOX_M / 2.0,
+        north: centre_rng.signed() * CITY_BOX_M / 2.0,
+    }
 }
 
 fn graph(users: u64, circle: u64, seed: Option<u64>) -> Result<(), String> {
@@ -465,14 +510,29 @@ struct Counters {
     settled: AtomicU64,
     snapshots: AtomicU64,
     snapshot_friends: AtomicU64,
+    /// Snapshot entries by the precision they announce.
+    snapshot_exact: AtomicU64,
+    snapshot_approximate: AtomicU64,
     updates_sent: AtomicU64,
+    /// Of `updates_sent`, those of approximate sharers.
+    approximate_updates_sent: AtomicU64,
+    /// Pushes expected from exact sharers' updates: one per connected friend.
     expected: AtomicU64,
+    /// Exact pushes (`"precision":"exact"`) received for updates of the timed phase.
     deliveries: AtomicU64,
+    /// Approximate sharers' updates times their connected friends: the most approximate
+    /// pushes there could be (one arrives only when the sender's cell changes).
+    approximate_pair_updates: AtomicU64,
+    /// Approximate pushes received for updates of the timed phase.
+    approximate_deliveries: AtomicU64,
+    /// Pushes or snapshot entries that break what the sender shares: must stay 0.
+    violations: AtomicU64,
     /// `friend_location` for a location sent before the timed phase (first locations).
     early_deliveries: AtomicU64,
     /// Deliveries whose send instant was overwritten by a newer update: timed in ms.
     coarse: AtomicU64,
-    /// `friend_location` from someone outside the receiver's circle: must stay 0.
+    /// `friend_location` (or snapshot entry) about someone outside the receiver's circle:
+    /// must stay 0.
     strangers: AtomicU64,
     gone: AtomicU64,
     /// `friend_gone` once the run is over: friends whose connections are being closed.
@@ -498,6 +558,13 @@ struct Shared {
     held_in_circle: Vec<AtomicU64>,
     /// Per user (index user - 1): µs since start of their latest update, 0 when none yet.
     sent_at: Vec<AtomicU64>,
+    /// Per user (index user - 1): the positions they sent last, which no approximate push
+    /// about them may carry.
+    recent: Vec<Mutex<Recent>>,
+    /// Update-to-push latency of the approximate pushes (`latency` holds the exact ones).
+    approximate_latency: Histogram,
+    /// Precision violations by kind.
+    violation_kinds: Tally,
     /// The timed phase's start, Unix ms; deliveries stamped before it are the first
     /// locations'.
     run_start_unix_ms: AtomicU64,
@@ -519,7 +586,62 @@ struct Incoming<'a> {
     timestamp: Option<u64>,
     #[serde(borrow)]
     code: Option<&'a str>,
-    friends: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(borrow)]
+    friends: Option<Vec<Shown<'a>>>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    #[serde(borrow)]
+    precision: Option<&'a str>,
+    accuracy_m: Option<f64>,
+}
+
+impl<'a> Incoming<'a> {
+    /// The friend a `friend_location` shows.
+    fn shown(&self) -> Shown<'a> {
+        Shown {
+            user_id: self.user_id,
+            latitude: self.latitude,
+            longitude: self.longitude,
+            precision: self.precision,
+            accuracy_m: self.accuracy_m,
+        }
+    }
+}
+
+/// What a push or a snapshot entry shows of a friend.
+#[derive(Deserialize, Clone, Copy)]
+struct Shown<'a> {
+    user_id: Option<u64>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    #[serde(borrow)]
+    precision: Option<&'a str>,
+    accuracy_m: Option<f64>,
+}
+
+/// A user's last positions sent (timestamp ms, latitude, longitude), a ring.
+#[derive(Default)]
+struct Recent {
+    at: [(u64, f64, f64); RECENT],
+    next: usize,
+}
+
+impl Recent {
+    fn push(&mut self, timestamp_ms: u64, (lat, lng): (f64, f64)) {
+        if let Some(slot) = self.at.get_mut(self.next % RECENT) {
+            *slot = (timestamp_ms, lat, lng);
+        }
+        self.next = self.next.wrapping_add(1);
+    }
+
+    fn holds(&self, lat: f64, lng: f64) -> bool {
+        self.at
+            .iter()
+            .take(self.next.min(RECENT))
+            .any(|&(_, la, ln)| {
+                (la - lat).abs() < SAME_POSITION_DEG && (ln - lng).abs() < SAME_POSITION_DEG
+            })
+    }
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
@@ -532,6 +654,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
     if args.source_ips.is_empty() {
         return Err("--source-ips needs at least one address".to_owned());
+    }
+    if !(0.0..=1.0).contains(&args.approximate_share) {
+        return Err("--approximate-share must be a fraction between 0 and 1".to_owned());
     }
     let secret = Secret::new(args.secret.as_bytes().to_vec()).map_err(|err| err.to_string())?;
     let mut url = args.url.trim_end_matches('/').to_owned();
@@ -574,6 +699,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
         closes: Tally::default(),
         failures: Tally::default(),
         sent_at: (0..args.users).map(|_| AtomicU64::new(0)).collect(),
+        recent: (0..args.users)
+            .map(|_| Mutex::new(Recent::default()))
+            .collect(),
+        approximate_latency: Histogram::new(),
+        violation_kinds: Tally::default(),
         held_in_circle: (0..args.users.div_ceil(args.circle))
             .map(|_| AtomicU64::new(0))
             .collect(),
@@ -586,6 +716,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
         stopping: AtomicBool::new(false),
         args: args.clone(),
     });
+    if args.approximate_share > 0.0 {
+        set_precisions(&shared).await?;
+    }
     let rss_before = args.server_pid.and_then(rss_kb);
     let (phase_tx, phase_rx) = watch::channel(Phase::Connecting);
     // The timed phase's start (µs since the clock's start), sent with `Running`.
@@ -678,6 +811,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     .await;
     tasks.abort_all();
 
+    let violations = shared.counters.violations.load(Ordering::Relaxed);
     report(
         &shared,
         &Figures {
@@ -689,6 +823,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
             server_cpu_s,
         },
     );
+    if violations > 0 {
+        return Err(format!(
+            "{violations} push(es) or snapshot entries broke what the sender shares: {:?}",
+            shared.violation_kinds.snapshot()
+        ));
+    }
     Ok(())
 }
 
@@ -716,6 +856,26 @@ fn report(shared: &Shared, figures: &Figures) {
     } else {
         Some(delivered as f64 / expected as f64)
     };
+    // Approximate sharing: pushes only on a change of cell, reported apart.
+    let approximate_users = (1..=args.users)
+        .filter(|&user| approximate_sharer(user, args.approximate_share))
+        .count() as u64;
+    let (approximate_sent, approximate_pairs, approximate_pushes, violations) = (
+        load(&c.approximate_updates_sent),
+        load(&c.approximate_pair_updates),
+        load(&c.approximate_deliveries),
+        load(&c.violations),
+    );
+    let approximate_ratio =
+        (approximate_pairs > 0).then(|| approximate_pushes as f64 / approximate_pairs as f64);
+    let pushes = delivered + approximate_pushes;
+    let violation_kinds = shared.violation_kinds.snapshot();
+    let approximate_latency = &shared.approximate_latency;
+    let (ap50, ap99, amax) = (
+        approximate_latency.quantile(0.50),
+        approximate_latency.quantile(0.99),
+        load(&approximate_latency.max),
+    );
     let per_s = |n: u64| n as f64 / figures.run_s.max(1e-9);
     let ms = |us: u64| us as f64 / 1_000.0;
     let latency = &shared.latency;
@@ -770,15 +930,22 @@ fn report(shared: &Shared, figures: &Figures) {
         }
     );
     println!(
-        "  snapshots    {} (friends listed {})",
+        "  snapshots    {} (friends listed {}: exact {}, approximate {})",
         load(&c.snapshots),
-        load(&c.snapshot_friends)
+        load(&c.snapshot_friends),
+        load(&c.snapshot_exact),
+        load(&c.snapshot_approximate)
     );
     if !args.idle {
         println!(
-            "  updates      sent {sent} ({:.0}/s)  send errors {}",
+            "  updates      sent {sent} ({:.0}/s)  send errors {}{}",
             per_s(sent),
-            load(&c.send_errors)
+            load(&c.send_errors),
+            if approximate_users > 0 {
+                format!("  (by approximate sharers {approximate_sent})")
+            } else {
+                String::new()
+            }
         );
         println!(
             "  deliveries   {delivered} of {expected} expected ({})  {:.0}/s  \
@@ -809,16 +976,45 @@ fn report(shared: &Shared, figures: &Figures) {
             println!("  p99/minute   {} ms", series.join(" "));
         }
     }
+    if approximate_users > 0 {
+        println!(
+            "  approximate  {approximate_users} of {} users share approximately ({}): \
+             {approximate_pushes} pushes for {approximate_pairs} approximate-pair updates ({})  \
+             latency p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            args.users,
+            args.approximate_share,
+            approximate_ratio.map_or("n/a".to_owned(), |r| format!("{r:.4}")),
+            ms(ap50),
+            ms(ap99),
+            ms(amax),
+        );
+        if !args.idle {
+            println!(
+                "  pushes       {pushes} ({:.0}/s): exact {delivered}, approximate {approximate_pushes}; \
+                 the delivery ratio above counts exact pairs only",
+                per_s(pushes)
+            );
+        }
+    }
+    println!(
+        "  precision    violations {violations}{}",
+        if violation_kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" {violation_kinds:?}")
+        }
+    );
     println!("  errors       {errors:?}  closes {closes:?}");
     if let Some(cpu) = figures.server_cpu_s {
         println!(
-            "  server CPU   {cpu:.1} s in {:.1} s ({:.2} cores busy): {:.0} deliveries per server CPU second",
+            "  server CPU   {cpu:.1} s in {:.1} s ({:.2} cores busy): {:.0} pushes per server CPU second{}",
             figures.run_s,
             cpu / figures.run_s.max(1e-9),
-            if cpu > 0.0 {
-                delivered as f64 / cpu
+            if cpu > 0.0 { pushes as f64 / cpu } else { 0.0 },
+            if approximate_users > 0 {
+                " (exact + approximate)"
             } else {
-                0.0
+                ""
             }
         );
     }
@@ -882,8 +1078,350 @@ fn report(shared: &Shared, figures: &Figures) {
         "deliveries_per_server_cpu_s": figures.server_cpu_s
             .filter(|cpu| *cpu > 0.0)
             .map(|cpu| delivered as f64 / cpu),
+        "approximate_share": args.approximate_share,
+        "approximate_users": approximate_users,
+        "approximate_updates_sent": approximate_sent,
+        "exact_pushes": delivered,
+        "approximate_pushes": approximate_pushes,
+        "approximate_pair_updates": approximate_pairs,
+        "approximate_push_ratio": approximate_ratio,
+        "approximate_latency_us": {
+            "p50": ap50, "p99": ap99, "max": amax, "count": load(&approximate_latency.count),
+        },
+        "pushes": pushes,
+        "pushes_per_s": per_s(pushes),
+        "pushes_per_server_cpu_s": figures.server_cpu_s
+            .filter(|cpu| *cpu > 0.0)
+            .map(|cpu| pushes as f64 / cpu),
+        "snapshot_entries": {
+            "exact": load(&c.snapshot_exact), "approximate": load(&c.snapshot_approximate),
+        },
+        "precision_violations": violations,
+        "precision_violation_kinds": violation_kinds,
     });
     println!("{json}");
+}
+
+// --- sharing precisions -------------------------------------------------------------------
+
+/// Sets every user's default precision (`PUT /v1/me/sharing` with their own token):
+/// `approximate` for the users [`approximate_sharer`] picks, `exact` for the others, over a
+/// few keep-alive connections. Any refusal ends the run: the mix would not be the one asked.
+async fn set_precisions(shared: &Arc<Shared>) -> Result<(), String> {
+    let args = &shared.args;
+    let started = Instant::now();
+    let approximate_users = (1..=args.users)
+        .filter(|&user| approximate_sharer(user, args.approximate_share))
+        .count();
+    eprintln!(
+        "friends-bench: setting the sharing precision of {} users ({approximate_users} approximate)",
+        args.users
+    );
+    let next = Arc::new(AtomicU64::new(1));
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..args.connect_concurrency.clamp(1, 16) {
+        let shared = Arc::clone(shared);
+        let next = Arc::clone(&next);
+        workers.spawn(async move {
+            let mut connection: Option<BufReader<TcpStream>> = None;
+            loop {
+                let user = next.fetch_add(1, Ordering::Relaxed);
+                if user > shared.args.users {
+                    return Ok(());
+                }
+                let precision = if approximate_sharer(user, shared.args.approximate_share) {
+                    "approximate"
+                } else {
+                    "exact"
+                };
+                let mut retried = false;
+                let (status, body) = loop {
+                    let outcome = match connection.as_mut() {
+                        Some(stream) => put_sharing(&shared, stream, user, precision).await,
+                        None => match http_connect(&shared, worker).await {
+                            Ok(stream) => {
+                                let stream = connection.insert(stream);
+                                put_sharing(&shared, stream, user, precision).await
+                            }
+                            Err(err) => Err(err),
+                        },
+                    };
+                    match outcome {
+                        Ok((status, body, keep)) => {
+                            if !keep {
+                                connection = None;
+                            }
+                            break (status, body);
+                        }
+                        // The server may close a keep-alive connection between requests:
+                        // once more on a fresh one.
+                        Err(_) if !retried => {
+                            retried = true;
+                            connection = None;
+                        }
+                        Err(err) => {
+                            return Err(format!("PUT /v1/me/sharing for user {user}: {err}"));
+                        }
+                    }
+                };
+                check_sharing_answer(user, precision, status, &body)?;
+            }
+        });
+    }
+    while let Some(outcome) = workers.join_next().await {
+        if let Err(err) = outcome.map_err(|err| err.to_string()).and_then(|done| done) {
+            workers.abort_all();
+            return Err(err);
+        }
+    }
+    eprintln!(
+        "friends-bench: sharing precisions set in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Whether the server took the precision: `200` with it in the answer.
+fn check_sharing_answer(user: u64, precision: &str, status: u16, body: &str) -> Result<(), String> {
+    if status == 409 && body.contains("read_only") {
+        return Err(
+            "the server answers 409 read_only to PUT /v1/me/sharing: friendships and sharing are \
+             read-only with Redis and no database; --approximate-share needs the embedded mode \
+             (no Redis) or a database"
+                .to_owned(),
+        );
+    }
+    if status != 200 {
+        return Err(format!(
+            "PUT /v1/me/sharing for user {user}: HTTP {status}: {}",
+            short(body)
+        ));
+    }
+    let answer: serde_json::Value = serde_json::from_str(body).map_err(|_| {
+        format!(
+            "PUT /v1/me/sharing for user {user}: not JSON: {}",
+            short(body)
+        )
+    })?;
+    if answer.get("precision").and_then(|p| p.as_str()) != Some(precision) {
+        return Err(format!(
+            "PUT /v1/me/sharing for user {user} asked for {precision}, the answer says {}",
+            short(body)
+        ));
+    }
+    Ok(())
+}
+
+/// A plain HTTP/1.1 connection to the server, from a source address picked by `worker`.
+async fn http_connect(shared: &Shared, worker: usize) -> Result<BufReader<TcpStream>, String> {
+    let ips = &shared.args.source_ips;
+    let source = ips[worker % ips.len()];
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|err| format!("socket: {}", io_kind(&err)))?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|err| format!("bind: {}", io_kind(&err)))?;
+    let stream = tokio::time::timeout(Duration::from_secs(10), socket.connect(shared.target))
+        .await
+        .map_err(|_| "connect: timeout".to_owned())?
+        .map_err(|err| format!("connect: {}", io_kind(&err)))?;
+    Ok(BufReader::new(stream))
+}
+
+/// `PUT /v1/me/sharing {"enabled":true,"precision":...}` as `user`: the status, the body,
+/// and whether the connection may be used again.
+async fn put_sharing(
+    shared: &Shared,
+    stream: &mut BufReader<TcpStream>,
+    user: u64,
+    precision: &str,
+) -> Result<(u16, String, bool), String> {
+    let uri = shared.request.uri();
+    let authority = uri.authority().map_or("127.0.0.1", |a| a.as_str());
+    let token = shared.secret.mint(user, false, 3_600, unix_now());
+    let body = format!(r#"{{"enabled":true,"precision":"{precision}"}}"#);
+    let request = format!(
+        "PUT /v1/me/sharing HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let exchange = async {
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|err| format!("write: {}", io_kind(&err)))?;
+        let mut line = String::new();
+        let read = stream
+            .read_line(&mut line)
+            .await
+            .map_err(|err| format!("read: {}", io_kind(&err)))?;
+        if read == 0 {
+            return Err("closed before answering".to_owned());
+        }
+        // "HTTP/1.1 200 OK"
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| format!("not an HTTP status line: {}", short(line.trim_end())))?;
+        let mut length: Option<usize> = None;
+        let mut keep = true;
+        loop {
+            line.clear();
+            stream
+                .read_line(&mut line)
+                .await
+                .map_err(|err| format!("read: {}", io_kind(&err)))?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let Some((name, value)) = header.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().ok();
+            } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close")
+            {
+                keep = false;
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(format!("unexpected transfer-encoding {value}"));
+            }
+        }
+        let mut body = Vec::new();
+        match length {
+            Some(length) if length <= 64 * 1024 => {
+                body.resize(length, 0);
+                stream
+                    .read_exact(&mut body)
+                    .await
+                    .map_err(|err| format!("read: {}", io_kind(&err)))?;
+            }
+            Some(length) => return Err(format!("a {length}-byte answer")),
+            None => {
+                // No length: the body runs to the end of the connection.
+                keep = false;
+                (&mut *stream)
+                    .take(64 * 1024)
+                    .read_to_end(&mut body)
+                    .await
+                    .map_err(|err| format!("read: {}", io_kind(&err)))?;
+            }
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned(), keep))
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| "no answer within 10 s".to_owned())?
+}
+
+// --- checking what is shown ------------------------------------------------------------------
+
+/// Checks what a push or snapshot entry shows of `friend` against what the friend shares
+/// (see the module comment), counting each violation; returns whether it announces itself
+/// as approximate.
+fn check_shown(shared: &Shared, friend: u64, shown: &Shown<'_>) -> bool {
+    let args = &shared.args;
+    let violation = |kind: &str| {
+        shared.counters.violations.fetch_add(1, Ordering::Relaxed);
+        shared.violation_kinds.add(kind);
+    };
+    let sharer_approximate = approximate_sharer(friend, args.approximate_share);
+    match shown.precision {
+        Some("exact") => {
+            if sharer_approximate {
+                violation("exact from an approximate sharer");
+            }
+            if shown.accuracy_m.is_some() {
+                violation("exact with accuracy_m");
+            }
+            false
+        }
+        Some("approximate") => {
+            if !sharer_approximate {
+                violation("approximate from an exact sharer");
+            }
+            let accuracy = shown
+                .accuracy_m
+                .filter(|a| a.is_finite() && *a > 0.0 && *a <= 10_000.0);
+            if accuracy.is_none() {
+                violation("approximate without a plausible accuracy_m");
+            }
+            let (Some(lat), Some(lng)) = (shown.latitude, shown.longitude) else {
+                violation("approximate without coordinates");
+                return true;
+            };
+            let own = shared
+                .recent
+                .get((friend - 1) as usize)
+                .is_some_and(|recent| match recent.lock() {
+                    Ok(recent) => recent.holds(lat, lng),
+                    Err(poisoned) => poisoned.into_inner().holds(lat, lng),
+                });
+            if own {
+                violation("approximate carrying the sender's coordinates");
+            }
+            let Ok(point) = geo_index::LatLng::new(lat, lng) else {
+                violation("approximate with invalid coordinates");
+                return true;
+            };
+            if approximate::centre(approximate::cell_of(point)).distance_m(point) > 1.0 {
+                violation("approximate not on a cell centre");
+            }
+            // The shown cell held the sender once, and the sender never leaves its circle's
+            // disc: its centre is within the cell's circumradius of that disc.
+            let (index, _, _) = circle_of(friend, args.circle, args.users);
+            let (clat, clng) = circle_centre(args.seed, index).lat_lng();
+            if let (Some(accuracy), Ok(centre)) = (accuracy, geo_index::LatLng::new(clat, clng))
+                && centre.distance_m(point) > accuracy + CIRCLE_SPREAD_M + 2.0 * STEP_M + 50.0
+            {
+                violation("approximate too far from the sender's circle");
+            }
+            true
+        }
+        Some(_) => {
+            violation("unknown precision");
+            false
+        }
+        None => {
+            violation("no precision");
+            false
+        }
+    }
+}
+
+/// Counts a snapshot and checks its entries.
+fn on_snapshot(shared: &Shared, user: u64, friends: Option<&[Shown<'_>]>) {
+    let c = &shared.counters;
+    c.snapshots.fetch_add(1, Ordering::Relaxed);
+    let friends = friends.unwrap_or_default();
+    c.snapshot_friends
+        .fetch_add(friends.len() as u64, Ordering::Relaxed);
+    let circle = circle_of(user, shared.args.circle, shared.args.users).0;
+    for entry in friends {
+        let Some(friend) = entry.user_id else {
+            shared.errors.add("(bad snapshot entry)");
+            continue;
+        };
+        if friend == 0
+            || friend > shared.args.users
+            || circle_of(friend, shared.args.circle, shared.args.users).0 != circle
+        {
+            c.strangers.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if check_shown(shared, friend, entry) {
+            c.snapshot_approximate.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.snapshot_exact.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 type Socket = WebSocketStream<TcpStream>;
@@ -934,7 +1472,9 @@ async fn connect(shared: &Shared, user: u64, position: Offset) -> Result<Socket,
         return Ok(ws);
     }
     let now_us = shared.clock.micros();
-    ws.send(location(position, shared.clock.unix_ms_at(now_us)))
+    let timestamp_ms = shared.clock.unix_ms_at(now_us);
+    remember(shared, user, timestamp_ms, position);
+    ws.send(location(position, timestamp_ms))
         .await
         .map_err(|err| format!("send: {}", short(&err.to_string())))?;
     // Wait for the snapshot; pushes about friends that located first may come before it.
@@ -944,12 +1484,7 @@ async fn connect(shared: &Shared, user: u64, position: Offset) -> Result<Socket,
                 if let Ok(message) = serde_json::from_str::<Incoming<'_>>(text.as_str()) {
                     match message.kind {
                         "nearby_friends" => {
-                            shared.counters.snapshots.fetch_add(1, Ordering::Relaxed);
-                            let listed = message.friends.map_or(0, |f| f.len() as u64);
-                            shared
-                                .counters
-                                .snapshot_friends
-                                .fetch_add(listed, Ordering::Relaxed);
+                            on_snapshot(shared, user, message.friends.as_deref());
                             return Ok(ws);
                         }
                         "error" => {
@@ -981,6 +1516,18 @@ fn short(text: &str) -> String {
     text.chars().take(60).collect()
 }
 
+/// Notes a position `user` is about to send, before sending it (a push can arrive before
+/// `send` returns).
+fn remember(shared: &Shared, user: u64, timestamp_ms: u64, position: Offset) {
+    if let Some(recent) = shared.recent.get((user - 1) as usize) {
+        let mut recent = match recent.lock() {
+            Ok(recent) => recent,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        recent.push(timestamp_ms, position.lat_lng());
+    }
+}
+
 fn location(position: Offset, timestamp_ms: u64) -> Message {
     let (lat, lng) = position.lat_lng();
     Message::text(format!(
@@ -1006,11 +1553,16 @@ fn on_message(shared: &Shared, user: u64, message: &Incoming<'_>) {
                 c.strangers.fetch_add(1, Ordering::Relaxed);
                 return;
             }
+            let approximate = check_shown(shared, friend, &message.shown());
             if timestamp < shared.run_start_unix_ms.load(Ordering::Acquire) {
                 c.early_deliveries.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            c.deliveries.fetch_add(1, Ordering::Relaxed);
+            if approximate {
+                c.approximate_deliveries.fetch_add(1, Ordering::Relaxed);
+            } else {
+                c.deliveries.fetch_add(1, Ordering::Relaxed);
+            }
             let now_us = shared.clock.micros();
             // The friend's latest send instant times this push to the microsecond if it is
             // the one this push carries; otherwise (a newer update overtook it) fall back to
@@ -1026,6 +1578,10 @@ fn on_message(shared: &Shared, user: u64, message: &Incoming<'_>) {
                 let now_ms = shared.clock.unix_ms_at(now_us);
                 now_ms.saturating_sub(timestamp) * 1_000
             };
+            if approximate {
+                shared.approximate_latency.record(latency_us);
+                return;
+            }
             shared.latency.record(latency_us);
             let minute = shared
                 .clock
@@ -1046,9 +1602,7 @@ fn on_message(shared: &Shared, user: u64, message: &Incoming<'_>) {
             c.gone.fetch_add(1, Ordering::Relaxed);
         }
         "error" => shared.errors.add(message.code.unwrap_or("(none)")),
-        "nearby_friends" => {
-            c.snapshots.fetch_add(1, Ordering::Relaxed);
-        }
+        "nearby_friends" => on_snapshot(shared, user, message.friends.as_deref()),
         _ => shared.errors.add("(unknown message type)"),
     }
 }
@@ -1065,11 +1619,8 @@ async fn user_task(
     let c = &shared.counters;
     let (circle_index, first, last) = circle_of(user, args.circle, args.users);
     let mut rng = Rng::new(args.seed ^ user.wrapping_mul(0x2545_f491_4f6c_dd1d));
-    let mut centre_rng = Rng::new(args.seed ^ circle_index.wrapping_mul(0x9e37_79b9));
-    let centre = Offset {
-        east: centre_rng.signed() * CITY_BOX_M / 2.0,
-        north: centre_rng.signed() * CITY_BOX_M / 2.0,
-    };
+    let centre = circle_centre(args.seed, circle_index);
+    let approximately = approximate_sharer(user, args.approximate_share);
     let mut offset = {
         // Uniform in the disc around the centre.
         let r = CIRCLE_SPREAD_M * rng.unit().sqrt();
@@ -1170,10 +1721,18 @@ async fn user_task(
                 if let Some(at) = shared.sent_at.get((user - 1) as usize) {
                     at.store(now_us.max(1), Ordering::Release);
                 }
-                match ws.send(location(position(offset), shared.clock.unix_ms_at(now_us.max(1)))).await {
+                let timestamp_ms = shared.clock.unix_ms_at(now_us.max(1));
+                remember(&shared, user, timestamp_ms, position(offset));
+                match ws.send(location(position(offset), timestamp_ms)).await {
                     Ok(()) => {
                         c.updates_sent.fetch_add(1, Ordering::Relaxed);
-                        c.expected.fetch_add(friends_of_user, Ordering::Relaxed);
+                        if approximately {
+                            c.approximate_updates_sent.fetch_add(1, Ordering::Relaxed);
+                            c.approximate_pair_updates
+                                .fetch_add(friends_of_user, Ordering::Relaxed);
+                        } else {
+                            c.expected.fetch_add(friends_of_user, Ordering::Relaxed);
+                        }
                     }
                     Err(_) => {
                         c.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -1248,6 +1807,47 @@ mod tests {
         assert_eq!(circle_of(10, 10, 25), (0, 1, 10));
         assert_eq!(circle_of(11, 10, 25), (1, 11, 20));
         assert_eq!(circle_of(25, 10, 25), (2, 21, 25));
+    }
+
+    #[test]
+    fn approximate_sharers_are_the_fraction_asked_spread_evenly() {
+        for (share, users, expected) in [(0.0, 100, 0), (0.5, 100, 50), (0.25, 10, 2), (1.0, 7, 7)]
+        {
+            let picked = (1..=users)
+                .filter(|&user| approximate_sharer(user, share))
+                .count();
+            assert_eq!(picked, expected, "{share} of {users}");
+        }
+        // Half of every circle of 10.
+        let in_circle = (11..=20).filter(|&u| approximate_sharer(u, 0.5)).count();
+        assert_eq!(in_circle, 5);
+        assert!(approximate_sharer(2, 0.5) && !approximate_sharer(1, 0.5));
+    }
+
+    #[test]
+    fn a_push_is_read_with_its_precision() {
+        let text = r#"{"type":"friend_location","user_id":2,"latitude":48.85,"longitude":2.35,"distance_m":10.0,"timestamp":5,"precision":"approximate","accuracy_m":1300.0}"#;
+        let message: Incoming<'_> = serde_json::from_str(text).unwrap();
+        let shown = message.shown();
+        assert_eq!(shown.precision, Some("approximate"));
+        assert_eq!(shown.accuracy_m, Some(1300.0));
+        let text = r#"{"type":"nearby_friends","friends":[{"user_id":2,"latitude":48.85,"longitude":2.35,"distance_m":1.0,"timestamp":5,"precision":"exact"}]}"#;
+        let message: Incoming<'_> = serde_json::from_str(text).unwrap();
+        let friends = message.friends.unwrap();
+        assert_eq!(friends[0].precision, Some("exact"));
+        assert_eq!(friends[0].accuracy_m, None);
+    }
+
+    #[test]
+    fn recent_positions_are_a_ring() {
+        let mut recent = Recent::default();
+        assert!(!recent.holds(0.0, 0.0));
+        for i in 0..20 {
+            recent.push(i, (48.0 + i as f64 * 0.001, 2.0));
+        }
+        assert!(recent.holds(48.019, 2.0));
+        assert!(recent.holds(48.0120000001, 2.0));
+        assert!(!recent.holds(48.011, 2.0));
     }
 
     #[test]
