@@ -575,24 +575,9 @@ pub async fn set_sharing(
             ),
         )
     })?;
-    let until_ms = match body.until.as_deref() {
-        None => None,
-        Some(text) => {
-            let until = clock::parse_rfc3339(text).ok_or_else(|| {
-                GatewayError::invalid(
-                    "until",
-                    "until must be an RFC 3339 time, e.g. 2026-11-23T18:00:00Z",
-                )
-            })?;
-            if until <= clock::now_ms() {
-                return Err(GatewayError::invalid(
-                    "until",
-                    "until must be in the future",
-                ));
-            }
-            Some(until)
-        }
-    };
+    // No bound ahead: ghost mode may be set until any future time.
+    let until_ms = parse_until(body.until.as_deref(), clock::now_ms(), i64::MAX)
+        .map_err(|message| GatewayError::invalid("until", message))?;
     let precision = match body.precision.as_deref() {
         None => {
             gateway
@@ -631,6 +616,25 @@ pub async fn set_sharing(
         tracing::warn!(user = me, error = %err, "could not notify live sessions of a sharing change");
     }
     Ok(Json(sharing_view(sharing)))
+}
+
+/// An optional `until` field: an RFC 3339 time after `now_ms` and at most `max_ahead_ms`
+/// beyond it; `Err` with the message for the client.
+fn parse_until(
+    text: Option<&str>,
+    now_ms: i64,
+    max_ahead_ms: i64,
+) -> Result<Option<i64>, &'static str> {
+    let Some(text) = text else { return Ok(None) };
+    let until = clock::parse_rfc3339(text)
+        .ok_or("until must be an RFC 3339 time, e.g. 2026-12-03T18:00:00Z")?;
+    if until <= now_ms {
+        return Err("until must be in the future");
+    }
+    if until.saturating_sub(now_ms) > max_ahead_ms {
+        return Err("until must be at most a year ahead");
+    }
+    Ok(Some(until))
 }
 
 /// The longest a per-friend setting may run.
@@ -712,30 +716,8 @@ pub async fn set_friend_sharing(
             )
         })?;
     let now = clock::now_ms();
-    let until_ms = match body.until.as_deref() {
-        None => None,
-        Some(text) => {
-            let until = clock::parse_rfc3339(text).ok_or_else(|| {
-                GatewayError::unprocessable(
-                    "until",
-                    "until must be an RFC 3339 time, e.g. 2026-12-03T18:00:00Z",
-                )
-            })?;
-            if until <= now {
-                return Err(GatewayError::unprocessable(
-                    "until",
-                    "until must be in the future",
-                ));
-            }
-            if until - now > MAX_SETTING_MS {
-                return Err(GatewayError::unprocessable(
-                    "until",
-                    "until must be at most a year ahead",
-                ));
-            }
-            Some(until)
-        }
-    };
+    let until_ms = parse_until(body.until.as_deref(), now, MAX_SETTING_MS)
+        .map_err(|message| GatewayError::unprocessable("until", message))?;
     let setting = FriendSetting {
         precision,
         until_ms,
