@@ -56,8 +56,22 @@ struct Known {
     shown: bool,
     /// How precisely the client was last shown this friend.
     precision: Precision,
+    /// Where the client is shown this friend, when approximately: the cell with its centre
+    /// and accuracy, kept so that re-evaluating costs one cell lookup, not a boundary.
+    approximately: Option<Apparent>,
+}
+
+impl Known {
     /// The cell the client is shown, when approximately.
-    cell: Option<h3o::CellIndex>,
+    fn cell(&self) -> Option<h3o::CellIndex> {
+        self.approximately.and_then(|a| a.cell)
+    }
+
+    /// What the client was shown approximately, when it still holds for `precision`.
+    fn carried(&self, precision: Precision) -> Option<Apparent> {
+        self.approximately
+            .filter(|_| self.shown && self.precision == precision)
+    }
 }
 
 /// Where a viewer sees a friend: their position, or the centre of a cell.
@@ -68,16 +82,20 @@ struct Apparent {
     accuracy_m: Option<f64>,
 }
 
-/// What a viewer with `precision` is shown of `fix`; `shown_cell` is the cell shown so far
-/// (`None` the first time: the current cell as it is).
-fn apparent(precision: Precision, fix: Fix, shown_cell: Option<h3o::CellIndex>) -> Apparent {
+/// What a viewer with `precision` is shown of `fix`; `shown` is what it was shown so far
+/// (`None` the first time: the current cell as it is). Staying in the shown cell reuses its
+/// centre and accuracy; only a new cell computes them.
+fn apparent(precision: Precision, fix: Fix, shown: Option<Apparent>) -> Apparent {
     match precision {
         Precision::Approximate => {
-            let cell = approximate::next_cell(shown_cell, fix.position);
-            Apparent {
-                position: approximate::centre(cell),
-                cell: Some(cell),
-                accuracy_m: Some(approximate::circumradius_m(cell).round()),
+            let cell = approximate::next_cell(shown.and_then(|s| s.cell), fix.position);
+            match shown {
+                Some(shown) if shown.cell == Some(cell) => shown,
+                _ => Apparent {
+                    position: approximate::centre(cell),
+                    cell: Some(cell),
+                    accuracy_m: Some(approximate::circumradius_m(cell).round()),
+                },
             }
         }
         Precision::Exact | Precision::Hidden => Apparent {
@@ -672,7 +690,7 @@ impl Session {
             let distance = me.distance_m(seen.position);
             known.shown = distance <= radius;
             known.precision = precision;
-            known.cell = seen.cell.filter(|_| known.shown);
+            known.approximately = seen.cell.and(Some(seen)).filter(|_| known.shown);
             if known.shown {
                 shown.push(view(friend, known.fix, &seen, precision, distance));
             }
@@ -724,7 +742,7 @@ impl Session {
             expires,
             shown: false,
             precision: Precision::Hidden,
-            cell: None,
+            approximately: None,
         });
         entry.fix = fix;
         entry.expires = expires;
@@ -756,14 +774,11 @@ impl Session {
                 }
                 continue;
             }
-            let carried = known
-                .cell
-                .filter(|_| known.shown && known.precision == precision);
-            let seen = apparent(precision, known.fix, carried);
+            let seen = apparent(precision, known.fix, known.carried(precision));
             let distance = me.distance_m(seen.position);
             let show = within(known.shown, distance, radius, hysteresis);
             if show != known.shown
-                || (show && (known.precision != precision || known.cell != seen.cell))
+                || (show && (known.precision != precision || known.cell() != seen.cell))
             {
                 changes.push((friend, show.then_some((seen, precision, distance))));
             }
@@ -776,14 +791,14 @@ impl Session {
                 Some((seen, precision, distance)) => {
                     known.shown = true;
                     known.precision = precision;
-                    known.cell = seen.cell;
+                    known.approximately = seen.cell.and(Some(seen));
                     self.outbox.push(ServerMessage::FriendLocation(view(
                         friend, known.fix, &seen, precision, distance,
                     )));
                 }
                 None => {
                     known.shown = false;
-                    known.cell = None;
+                    known.approximately = None;
                     self.outbox
                         .push(ServerMessage::FriendGone { user_id: friend });
                 }
@@ -834,23 +849,20 @@ impl Session {
                     if precision == Precision::Approximate
                         && known.shown
                         && known.precision == precision
-                        && known.cell == Some(approximate::cell_of(fix.position))
+                        && known.cell() == Some(approximate::cell_of(fix.position))
                     {
                         // Moving inside the cell the viewer is shown sends nothing: settle it
                         // with one cell lookup, before any centre or boundary is computed.
                         continue;
                     }
-                    let carried = known
-                        .cell
-                        .filter(|_| known.shown && known.precision == precision);
-                    let seen = apparent(precision, fix, carried);
+                    let seen = apparent(precision, fix, known.carried(precision));
                     let distance = me.distance_m(seen.position);
                     let show = within(known.shown, distance, radius, hysteresis);
                     // An approximate viewer hears only of a change of cell.
                     let same_cell = known.shown
                         && precision == Precision::Approximate
                         && known.precision == precision
-                        && known.cell == seen.cell;
+                        && known.cell() == seen.cell;
                     if show && !same_cell {
                         let latency_ms = now_ms.saturating_sub(fix.timestamp_ms);
                         if latency_ms >= 0 {
@@ -868,7 +880,7 @@ impl Session {
                     if let Some(entry) = self.known.get_mut(&friend) {
                         entry.shown = show;
                         entry.precision = precision;
-                        entry.cell = seen.cell.filter(|_| show);
+                        entry.approximately = seen.cell.and(Some(seen)).filter(|_| show);
                     }
                 }
                 Event::Gone => {
