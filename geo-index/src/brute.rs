@@ -2,7 +2,7 @@
 //! kinds are tested and benchmarked against.
 
 use crate::slots::Slots;
-use crate::{BoundingBox, EntryId, LatLng, Neighbour, Query, SpatialIndex};
+use crate::{BoundingBox, EntryId, LatLng, Neighbour, Query, SpatialIndex, Tag};
 
 /// An "index" that scans every entry for each query, then sorts.
 ///
@@ -21,12 +21,35 @@ use crate::{BoundingBox, EntryId, LatLng, Neighbour, Query, SpatialIndex};
 #[derive(Clone, Debug, Default)]
 pub struct BruteForce {
     slots: Slots,
+    /// Tag numbers by id, for the ids given one ([`Tag::UNTAGGED`] beyond).
+    tags: Vec<u8>,
+}
+
+impl BruteForce {
+    /// Inserts or moves entry `id`, carrying `tag` (the reference for the quadtree's tags).
+    ///
+    /// ```
+    /// use geo_index::{BruteForce, LatLng, SpatialIndex, Tag};
+    /// let mut index = BruteForce::default();
+    /// index.insert_tagged(1, LatLng::new(0.0, 0.0)?, Tag::new(9)?);
+    /// assert_eq!(index.tag(1), Tag::new(9)?);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    pub fn insert_tagged(&mut self, id: EntryId, position: LatLng, tag: Tag) -> Option<LatLng> {
+        let index = id as usize;
+        if index >= self.tags.len() {
+            self.tags.resize(index + 1, Tag::UNTAGGED.get());
+        }
+        self.tags[index] = tag.get();
+        self.slots.set(id, position)
+    }
 }
 
 impl SpatialIndex for BruteForce {
     fn build(entries: Vec<(EntryId, LatLng)>) -> Self {
         Self {
             slots: Slots::from_entries(&entries),
+            tags: Vec::new(),
         }
     }
 
@@ -43,7 +66,17 @@ impl SpatialIndex for BruteForce {
     }
 
     fn remove(&mut self, id: EntryId) -> Option<LatLng> {
+        if let Some(tag) = self.tags.get_mut(id as usize) {
+            *tag = Tag::UNTAGGED.get();
+        }
         self.slots.take(id)
+    }
+
+    fn tag(&self, id: EntryId) -> Tag {
+        self.tags
+            .get(id as usize)
+            .and_then(|&n| Tag::new(n).ok())
+            .unwrap_or(Tag::UNTAGGED)
     }
 
     fn search<'a>(&'a self, query: Query<'a>) -> impl Iterator<Item = Neighbour> + 'a {
@@ -53,7 +86,10 @@ impl SpatialIndex for BruteForce {
             .iter()
             .filter_map(|(id, position)| {
                 let distance_m = origin.distance_m(position);
-                (query.admits(distance_m, id) && query.accepts(id)).then_some(Neighbour {
+                (query.admits(distance_m, id)
+                    && query.wants_tag(self.tag(id))
+                    && query.accepts(id, position))
+                .then_some(Neighbour {
                     id,
                     position,
                     distance_m,

@@ -28,6 +28,12 @@ pub enum Error {
     },
     /// A quadtree leaf capacity outside the supported range.
     InvalidLeafCapacity(usize),
+    /// A polygon that is not valid GeoJSON (RFC 7946), or too large; the reason.
+    InvalidPolygon(&'static str),
+    /// A map tile zoom beyond [`crate::MAX_TILE_ZOOM`].
+    InvalidZoom(u8),
+    /// A tag number of 64 or more.
+    InvalidTag(u8),
 }
 
 impl fmt::Display for Error {
@@ -50,6 +56,15 @@ impl fmt::Display for Error {
             }
             Error::InvalidLeafCapacity(v) => {
                 write!(f, "leaf capacity must be in 1..=4096, got {v}")
+            }
+            Error::InvalidPolygon(reason) => write!(f, "invalid polygon: {reason}"),
+            Error::InvalidTag(n) => write!(f, "a tag must be below 64, got {n}"),
+            Error::InvalidZoom(z) => {
+                write!(
+                    f,
+                    "tile zoom must be at most {}, got {z}",
+                    crate::MAX_TILE_ZOOM
+                )
             }
         }
     }

@@ -31,6 +31,10 @@
 //! - `bbox`: [`BoundingBox`], boxes that may cross the antimeridian, and the bounding box of a
 //!   circle on the sphere (exact for caps that contain a pole).
 //! - `query`: [`Query`], [`Keyset`] and [`Neighbour`]: what a search asks and answers.
+//! - `region`: [`Region`] and [`Polygon`]: a box or GeoJSON polygons a search is restricted
+//!   to, and how an index cell relates to them (outside, inside, or both).
+//! - `tag`: [`Tag`], one of 64 labels an entry may carry; the quadtree prunes subtrees by it.
+//! - `tile`: Web Mercator [`Tile`]s and the [`Cluster`]s a zoomed-out map draws.
 //! - `search`: the best-first traversal all index kinds share; an index kind only says how to
 //!   open one of its cells.
 //! - `slots`: the dense id to position table each index keeps.
@@ -51,9 +55,12 @@ mod h3_index;
 mod latlng;
 mod quadtree;
 mod query;
+mod region;
 mod s2_index;
 mod search;
 mod slots;
+mod tag;
+mod tile;
 
 pub use bbox::BoundingBox;
 pub use brute::BruteForce;
@@ -63,7 +70,10 @@ pub use h3_index::H3Index;
 pub use latlng::{EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, LatLng};
 pub use quadtree::QuadTree;
 pub use query::{Keyset, Neighbour, Query};
+pub use region::{MAX_VERTICES, Polygon, Region};
 pub use s2_index::S2Index;
+pub use tag::Tag;
+pub use tile::{Cluster, MAX_TILE_ZOOM, MERCATOR_MAX_LATITUDE, Tile, TileGrid};
 
 /// An entry's id. Ids index a dense table, so memory grows with the largest id: allocate them
 /// densely (the service keeps a free list).
@@ -245,6 +255,57 @@ pub trait SpatialIndex {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn in_bbox(&self, bbox: &BoundingBox) -> Vec<EntryId>;
+
+    /// The tag entry `id` carries: [`Tag::UNTAGGED`] unless the index kind keeps tags (the
+    /// quadtree and the brute force do, through their `insert_tagged`) and it was given one.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex, Tag};
+    /// let mut index = BruteForce::default();
+    /// index.insert(1, LatLng::new(0.0, 0.0)?);
+    /// assert_eq!(index.tag(1), Tag::UNTAGGED);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn tag(&self, id: EntryId) -> Tag {
+        let _ = id;
+        Tag::UNTAGGED
+    }
+
+    /// The entries in `region` with `tag` (if given) that `filter` accepts (if given), grouped
+    /// by the Web Mercator tile at
+    /// `zoom` holding each: exact counts, mean positions on the sphere, sorted by tile
+    /// `(x, y)`. This default visits every entry of the region's bounding box; the quadtree
+    /// adds whole subtrees from their counts (with a tag: subtrees holding only that tag).
+    ///
+    /// # Errors
+    /// [`Error::InvalidZoom`] beyond [`MAX_TILE_ZOOM`].
+    ///
+    /// ```
+    /// # use geo_index::{BoundingBox, BruteForce, LatLng, Region, SpatialIndex};
+    /// let index = BruteForce::build(vec![(1, LatLng::new(1.0, 1.0)?), (2, LatLng::new(-1.0, -1.0)?)]);
+    /// let clusters = index.clusters(&Region::bbox(BoundingBox::WORLD), 1, None, None)?;
+    /// assert_eq!(clusters.iter().map(|c| c.count).collect::<Vec<_>>(), [1, 1]);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn clusters(
+        &self,
+        region: &Region,
+        zoom: u8,
+        filter: Option<&dyn Fn(EntryId) -> bool>,
+        tag: Option<Tag>,
+    ) -> Result<Vec<Cluster>, Error> {
+        let mut out = tile::ClusterSet::new(TileGrid::new(zoom)?);
+        for id in self.in_bbox(&region.bounding_box()) {
+            if let Some(position) = self.get(id)
+                && region.contains(position)
+                && tag.is_none_or(|tag| self.tag(id) == tag)
+                && filter.is_none_or(|accept| accept(id))
+            {
+                out.add_point(id, position);
+            }
+        }
+        Ok(out.finish())
+    }
 
     /// Bytes of heap memory the index holds (capacity, not just length), for benchmarks.
     ///

@@ -57,10 +57,13 @@
 //! [`quadrant`].
 
 use crate::latlng::{EARTH_RADIUS_M, Origin, cos_lower, sin_lower};
+use crate::region::{Relation, relate_box};
 use crate::search::{BOUND_SLACK_M, BestFirst, Bounds, Expand, Frontier, Rect};
 use crate::slots::Slots;
+use crate::tile::{ClusterSet, TileGrid, unit_vector};
 use crate::{
-    BoundingBox, EntryId, Error, HALF_CIRCUMFERENCE_M, LatLng, Neighbour, Query, SpatialIndex,
+    BoundingBox, Cluster, EntryId, Error, HALF_CIRCUMFERENCE_M, LatLng, Neighbour, Query, Region,
+    SpatialIndex, Tag,
 };
 use std::fmt;
 
@@ -80,6 +83,8 @@ const ROOT: u32 = 0;
 struct Entry {
     position: LatLng,
     id: EntryId,
+    /// The entry's tag (one byte, in the padding: the entry stays 24 bytes).
+    tag: Tag,
 }
 
 /// A node of the arena, 8 bytes so that the hot part of the tree stays in cache.
@@ -158,6 +163,37 @@ fn quadrant(rect: &Rect, position: LatLng) -> u32 {
     let mid_lat = (rect.south + rect.north) * 0.5;
     let mid_lng = (rect.west + rect.east) * 0.5;
     u32::from(position.lat >= mid_lat) * 2 + u32::from(position.lng >= mid_lng)
+}
+
+/// The fixed-point unit vectors of `entries`, summed.
+fn sum_of(entries: &[Entry]) -> [i64; 3] {
+    let mut sum = [0; 3];
+    for e in entries {
+        add_to(&mut sum, unit_vector(e.position), 1);
+    }
+    sum
+}
+
+/// What a count by tile takes: entries in `region`, with `tag` (if any), that `filter`
+/// accepts (if any).
+#[derive(Clone, Copy)]
+struct Wanted<'a> {
+    region: &'a Region,
+    filter: Option<&'a dyn Fn(EntryId) -> bool>,
+    tag: Option<Tag>,
+}
+
+/// The set of tags `entries` carry.
+fn tags_of(entries: &[Entry]) -> u64 {
+    entries.iter().fold(0, |all, e| all | e.tag.bit())
+}
+
+/// `total += sign * vector`, component-wise.
+#[inline]
+fn add_to(total: &mut [i64; 3], vector: [i64; 3], sign: i64) {
+    for (t, v) in total.iter_mut().zip(vector) {
+        *t += sign * v;
+    }
 }
 
 /// No leaf: the id is not in the tree.
@@ -360,6 +396,12 @@ pub struct QuadTree {
     nodes: Vec<Node>,
     /// Entries of each leaf, parallel to `nodes`; empty for inner and unused nodes.
     leaves: Vec<Vec<Entry>>,
+    /// Sum of the unit vectors (fixed point) of the entries under each node, parallel to
+    /// `nodes`: a cluster of a whole subtree gets its mean position without visiting it.
+    sums: Vec<[i64; 3]>,
+    /// The set of tags (one bit each) carried under each node, parallel to `nodes`, exact:
+    /// a search or count for a tag skips every subtree without its bit.
+    tags: Vec<u64>,
     /// First indices of blocks of four nodes freed by merges, ready for reuse.
     free_blocks: Vec<u32>,
     /// The leaf holding each id: positions live only in the leaves, so `get` scans one leaf
@@ -447,11 +489,72 @@ impl QuadTree {
         self.leaf_capacity
     }
 
+    /// Builds a tree in one go from entries carrying tags, with
+    /// [`QuadTree::DEFAULT_LEAF_CAPACITY`]. A repeated id keeps its last position and tag.
+    ///
+    /// ```
+    /// use geo_index::{LatLng, QuadTree, SpatialIndex, Tag};
+    /// let index = QuadTree::build_tagged(vec![(1, LatLng::new(0.0, 0.0)?, Tag::new(4)?)]);
+    /// assert_eq!(index.tag(1), Tag::new(4)?);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    pub fn build_tagged(entries: Vec<(EntryId, LatLng, Tag)>) -> Self {
+        let mut tree = Self::empty(Self::DEFAULT_LEAF_CAPACITY);
+        tree.fill_tagged(entries);
+        tree
+    }
+
+    /// Inserts entry `id` at `position` carrying `tag`, or moves and re-tags it; returns its
+    /// previous position. O(log n).
+    ///
+    /// # Panics
+    /// When the tree already holds 2³² − 1 entries and `id` is new.
+    ///
+    /// ```
+    /// use geo_index::{LatLng, QuadTree, SpatialIndex, Tag};
+    /// let mut index = QuadTree::default();
+    /// let here = LatLng::new(0.0, 0.0)?;
+    /// assert_eq!(index.insert_tagged(1, here, Tag::new(1)?), None);
+    /// assert_eq!(index.insert_tagged(1, here, Tag::new(2)?), Some(here));
+    /// assert_eq!(index.tag(1), Tag::new(2)?);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    pub fn insert_tagged(&mut self, id: EntryId, position: LatLng, tag: Tag) -> Option<LatLng> {
+        match self.entry(id).copied() {
+            Some(old) => {
+                // A move in place keeps the leaf and every tag set; a new tag goes through
+                // remove and insert, which keep the tag sets exact.
+                if old.tag != tag || !self.move_within_leaf(id, old.position, position) {
+                    self.remove_entry(id, old.position);
+                    self.insert_entry(Entry { position, id, tag });
+                }
+                Some(old.position)
+            }
+            None => {
+                assert!(
+                    self.leaf_of.len() < u32::MAX as usize,
+                    "a QuadTree holds fewer than 2^32 entries"
+                );
+                self.leaf_of.add(id);
+                self.insert_entry(Entry { position, id, tag });
+                None
+            }
+        }
+    }
+
+    /// The stored entry of `id`: its leaf from the id table, then a scan of that leaf.
+    fn entry(&self, id: EntryId) -> Option<&Entry> {
+        let leaf = self.leaf_of.get(id)?;
+        self.leaves[leaf as usize].iter().find(|e| e.id == id)
+    }
+
     /// An empty tree; `leaf_capacity` is already validated.
     fn empty(leaf_capacity: usize) -> Self {
         Self {
             nodes: vec![Node::default()],
             leaves: vec![Vec::new()],
+            sums: vec![[0; 3]],
+            tags: vec![0],
             free_blocks: Vec::new(),
             leaf_of: LeafTable::default(),
             leaf_capacity,
@@ -460,13 +563,37 @@ impl QuadTree {
 
     /// Bulk-builds an empty tree from `entries`, top-down.
     fn fill(&mut self, entries: Vec<(EntryId, LatLng)>) {
-        // Keeps every id once, at its last position.
-        let slots = Slots::from_entries(&entries);
+        self.fill_tagged(
+            entries
+                .into_iter()
+                .map(|(id, position)| (id, position, Tag::UNTAGGED))
+                .collect(),
+        );
+    }
+
+    /// Bulk-builds an empty tree from tagged entries, top-down.
+    fn fill_tagged(&mut self, entries: Vec<(EntryId, LatLng, Tag)>) {
+        // Keeps every id once, at its last position (and with its last tag).
+        let positions: Vec<(EntryId, LatLng)> = entries
+            .iter()
+            .map(|&(id, position, _)| (id, position))
+            .collect();
+        let slots = Slots::from_entries(&positions);
+        drop(positions);
+        let mut tags = vec![Tag::UNTAGGED; slots.id_bound()];
+        for &(id, _, tag) in &entries {
+            tags[id as usize] = tag;
+        }
         drop(entries);
         let mut all: Vec<Entry> = slots
             .iter()
-            .map(|(id, position)| Entry { position, id })
+            .map(|(id, position)| Entry {
+                position,
+                id,
+                tag: tags[id as usize],
+            })
             .collect();
+        drop(tags);
         self.leaf_of = LeafTable::with_ids(slots.id_bound(), all.len());
         drop(slots);
         // At most 2^32 distinct ids exist; the one count that does not fit is refused here.
@@ -486,6 +613,8 @@ impl QuadTree {
             for e in entries.iter() {
                 self.leaf_of.assign(e.id, node);
             }
+            self.sums[node as usize] = sum_of(entries);
+            self.tags[node as usize] = tags_of(entries);
             self.leaves[node as usize] = entries.to_vec();
             return;
         }
@@ -499,9 +628,15 @@ impl QuadTree {
         let first_child = self.alloc_block();
         self.nodes[node as usize] = Node { count, first_child };
         let parts = [south_west, south_east, north_west, north_east];
+        let mut sum = [0; 3];
+        let mut tags = 0;
         for ((child, part), quarter) in (first_child..).zip(parts).zip(rect.quarters()) {
             self.build_node(child, quarter, depth + 1, part);
+            add_to(&mut sum, self.sums[child as usize], 1);
+            tags |= self.tags[child as usize];
         }
+        self.sums[node as usize] = sum;
+        self.tags[node as usize] = tags;
     }
 
     /// A block of four empty leaves, reused from the free list when possible.
@@ -515,16 +650,22 @@ impl QuadTree {
             .expect("a QuadTree has fewer than 2^32 nodes");
         self.nodes.extend([Node::default(); 4]);
         self.leaves.extend((0..4).map(|_| Vec::new()));
+        self.sums.extend([[0; 3]; 4]);
+        self.tags.extend([0; 4]);
         first
     }
 
     /// Adds an entry whose id is not in the tree: one descent, counting it on the way, then a
     /// split if its leaf overflows.
     fn insert_entry(&mut self, entry: Entry) {
+        let vector = unit_vector(entry.position);
         let mut node = ROOT;
         let mut rect = Rect::WORLD;
         let mut depth = 0;
+        let bit = entry.tag.bit();
         loop {
+            add_to(&mut self.sums[node as usize], vector, 1);
+            self.tags[node as usize] |= bit;
             let n = &mut self.nodes[node as usize];
             n.count += 1;
             if n.is_leaf() {
@@ -562,6 +703,8 @@ impl QuadTree {
             for e in &part {
                 self.leaf_of.assign(e.id, child);
             }
+            self.sums[child as usize] = sum_of(&part);
+            self.tags[child as usize] = tags_of(&part);
             self.leaves[child as usize] = part;
             if overflows && depth + 1 < MAX_DEPTH {
                 self.split(child, quarter, depth + 1);
@@ -575,9 +718,11 @@ impl QuadTree {
         // Inner nodes sit at depths 0..MAX_DEPTH, so the path fits without allocating.
         let mut path = [ROOT; MAX_DEPTH as usize];
         let mut path_len = 0;
+        let vector = unit_vector(position);
         let mut node = ROOT;
         let mut rect = Rect::WORLD;
         loop {
+            add_to(&mut self.sums[node as usize], vector, -1);
             let n = &mut self.nodes[node as usize];
             n.count -= 1;
             if n.is_leaf() {
@@ -590,9 +735,22 @@ impl QuadTree {
             rect = rect.quarters()[quarter as usize];
         }
         let leaf = &mut self.leaves[node as usize];
-        if let Some(at) = leaf.iter().position(|e| e.id == id) {
-            leaf.swap_remove(at);
+        let removed = leaf
+            .iter()
+            .position(|e| e.id == id)
+            .map(|at| leaf.swap_remove(at).tag);
+        // Tag sets stay exact: when the leaf still holds the removed entry's tag nothing
+        // changes; otherwise the leaf's set from its entries, then each ancestor's from its
+        // children, bottom-up.
+        if removed.is_some_and(|tag| leaf.iter().all(|e| e.tag != tag)) {
+            self.tags[node as usize] = tags_of(leaf);
+            for &inner in path[..path_len].iter().rev() {
+                let first = self.nodes[inner as usize].first_child as usize;
+                self.tags[inner as usize] =
+                    self.tags[first..first + 4].iter().fold(0, |all, t| all | t);
+            }
         }
+        let leaf = &mut self.leaves[node as usize];
         debug_assert_eq!(leaf.len(), self.nodes[node as usize].count as usize);
         // Only leaves that grew past the capacity (at the depth limit) can hold much spare
         // room; give it back once they are mostly empty.
@@ -641,9 +799,13 @@ impl QuadTree {
     /// Moves entry `id` from `from` to `to` in place when both lie in the same leaf (the common
     /// case of a small move): no count changes, no split, no merge. False when they do not.
     fn move_within_leaf(&mut self, id: EntryId, from: LatLng, to: LatLng) -> bool {
+        let mut path = [ROOT; MAX_DEPTH as usize + 1];
+        let mut path_len = 0;
         let mut node = ROOT;
         let mut rect = Rect::WORLD;
         loop {
+            path[path_len] = node;
+            path_len += 1;
             let n = self.nodes[node as usize];
             if n.is_leaf() {
                 break;
@@ -658,19 +820,23 @@ impl QuadTree {
         match self.leaves[node as usize].iter_mut().find(|e| e.id == id) {
             Some(entry) => {
                 entry.position = to;
+                let (old, new) = (unit_vector(from), unit_vector(to));
+                for &on_path in &path[..path_len] {
+                    let sum = &mut self.sums[on_path as usize];
+                    add_to(sum, old, -1);
+                    add_to(sum, new, 1);
+                }
                 true
             }
             None => false,
         }
     }
 
-    /// The deepest cell holding every point within `radius_m` of `centre`. Nothing outside it
-    /// can answer, so traversals start there instead of at the root and skip bounding the
-    /// cells of every level above.
-    fn enclosing_cell(&self, centre: LatLng, radius_m: f64) -> Cell {
-        // `around` enlarges the box past its own rounding; the extra metre also covers the
-        // haversine's, so a point whose computed distance is within the radius is inside.
-        let bbox = BoundingBox::around(centre, radius_m + BOUND_SLACK_M);
+    /// The deepest cell holding every point of `bbox`. Nothing outside it can answer, so
+    /// traversals start there instead of at the root and skip bounding the cells of every
+    /// level above. (For a circle, `BoundingBox::around` enlarges the box past its own
+    /// rounding, and the callers add a metre for the haversine's.)
+    fn enclosing_cell(&self, bbox: &BoundingBox) -> Cell {
         // A box crossing or touching the antimeridian may take points stored on the other
         // side of it (-180 and 180 are one meridian): only the root holds both sides.
         if bbox.crosses_antimeridian() || bbox.west() == -180.0 || bbox.east() == 180.0 {
@@ -734,35 +900,20 @@ impl QuadTree {
             .sum()
     }
 
-    /// Pushes the ids under `node` (cell `rect`) that lie in `bbox`; `intervals` are the box's
-    /// longitude intervals, plus the opposite edge of the antimeridian where they touch it.
-    fn collect_bbox(
-        &self,
-        node: u32,
-        rect: &Rect,
-        bbox: &BoundingBox,
-        intervals: &[(f64, f64)],
-        out: &mut Vec<EntryId>,
-    ) {
+    /// Pushes the ids under `node` (cell `rect`) that lie in `bbox`.
+    fn collect_bbox(&self, node: u32, rect: &Rect, bbox: &BoundingBox, out: &mut Vec<EntryId>) {
         let n = self.nodes[node as usize];
-        if n.count == 0 || rect.north < bbox.south() || rect.south > bbox.north() {
+        if n.count == 0 {
             return;
         }
-        if !intervals
-            .iter()
-            .any(|&(west, east)| rect.west <= east && rect.east >= west)
-        {
-            return;
-        }
-        // A cell inside the box needs no per-point test: every point in it is in the box.
-        if rect.south >= bbox.south()
-            && rect.north <= bbox.north()
-            && intervals
-                .iter()
-                .any(|&(west, east)| rect.west >= west && rect.east <= east)
-        {
-            self.collect_all(node, out);
-            return;
+        match relate_box(bbox, rect) {
+            Relation::Disjoint => return,
+            // A cell inside the box needs no per-point test: every point in it is in the box.
+            Relation::Inside => {
+                self.collect_all(node, out);
+                return;
+            }
+            Relation::Partial => {}
         }
         if n.is_leaf() {
             out.extend(
@@ -774,7 +925,71 @@ impl QuadTree {
             return;
         }
         for (child, quarter) in (n.first_child..).zip(rect.quarters()) {
-            self.collect_bbox(child, &quarter, bbox, intervals, out);
+            self.collect_bbox(child, &quarter, bbox, out);
+        }
+    }
+
+    /// Adds the entries under `cell` (rectangle `rect`) that lie in `region` and pass `filter`
+    /// to their tiles' clusters. A subtree inside the region and inside one tile is added
+    /// whole, from its count and vector sum, without visiting it (unless filtered: the counts
+    /// are of every entry); `inside` says the region is already known to hold `rect`.
+    fn cluster_cell(
+        &self,
+        cell: Cell,
+        rect: &Rect,
+        selection: &Wanted<'_>,
+        inside: bool,
+        out: &mut ClusterSet,
+    ) {
+        let Wanted {
+            region,
+            filter,
+            tag,
+        } = *selection;
+        let n = self.nodes[cell.node as usize];
+        let tags = self.tags[cell.node as usize];
+        let wanted = tag.map_or(u64::MAX, Tag::bit);
+        if n.count == 0 || tags & wanted == 0 {
+            return;
+        }
+        let inside = inside
+            || match region.relate(rect) {
+                Relation::Disjoint => return,
+                Relation::Inside => true,
+                Relation::Partial => false,
+            };
+        // Two or more: a cluster of one must name its entry, which only a visit finds. With a
+        // tag, only a subtree holding that tag alone is all answers.
+        if inside
+            && filter.is_none()
+            && tags & !wanted == 0
+            && n.count >= 2
+            && let Some(tile) = out
+                .grid()
+                .cell_tile(cell.depth, rect.south, rect.west, rect.north)
+        {
+            out.add_sum(tile, u64::from(n.count), self.sums[cell.node as usize]);
+            return;
+        }
+        if n.is_leaf() {
+            for e in &self.leaves[cell.node as usize] {
+                if (inside || region.contains(e.position))
+                    && tag.is_none_or(|tag| e.tag == tag)
+                    && filter.is_none_or(|f| f(e.id))
+                {
+                    out.add_point(e.id, e.position);
+                }
+            }
+            return;
+        }
+        for (quarter, q) in (0..4).zip(rect.quarters()) {
+            self.cluster_cell(
+                cell.child(n.first_child, quarter),
+                &q,
+                selection,
+                inside,
+                out,
+            );
         }
     }
 
@@ -828,17 +1043,25 @@ impl Expand for QuadTree {
         let n = self.nodes[cell.node as usize];
         if n.is_leaf() {
             for entry in &self.leaves[cell.node as usize] {
-                frontier.push_point(entry.id, entry.position);
+                frontier.push_tagged_point(entry.id, entry.position, entry.tag);
             }
             return;
         }
         let first = n.first_child as usize;
         let children = &self.nodes[first..first + 4];
+        // A child without the wanted tag holds no answer: skip it like an empty one.
+        let wanted = frontier.query().tag().map_or(u64::MAX, Tag::bit);
+        let tags = &self.tags[first..first + 4];
         let rect = cell.rect();
+        let quarters = rect.quarters();
+        let has_region = frontier.query().region().is_some();
         if frontier.query().keyset().is_some() {
             // Resuming: the upper bounds let the engine skip cells wholly before the keyset.
-            for ((quarter, child), q) in (0..).zip(children).zip(rect.quarters()) {
-                if child.count > 0 {
+            for ((quarter, child), q) in (0..).zip(children).zip(quarters) {
+                if child.count > 0
+                    && tags[quarter as usize] & wanted != 0
+                    && !(has_region && frontier.outside_region(&q))
+                {
                     let bounds = q.bounds(frontier.origin());
                     frontier.push_cell(cell.child(n.first_child, quarter), bounds);
                 }
@@ -846,7 +1069,10 @@ impl Expand for QuadTree {
         } else {
             let lower = QuarterBounds::new(&rect, frontier.origin());
             for (quarter, child) in (0..).zip(children) {
-                if child.count > 0 {
+                if child.count > 0
+                    && tags[quarter as usize] & wanted != 0
+                    && !(has_region && frontier.outside_region(&quarters[quarter as usize]))
+                {
                     let bounds = Bounds {
                         min_m: lower.min_m(quarter as usize),
                         max_m: f64::INFINITY,
@@ -896,11 +1122,21 @@ impl SpatialIndex for QuadTree {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn get(&self, id: EntryId) -> Option<LatLng> {
-        let leaf = self.leaf_of.get(id)?;
-        self.leaves[leaf as usize]
-            .iter()
-            .find(|e| e.id == id)
-            .map(|e| e.position)
+        self.entry(id).map(|e| e.position)
+    }
+
+    /// The tag entry `id` carries ([`Tag::UNTAGGED`] when absent or inserted without one).
+    ///
+    /// ```
+    /// use geo_index::{LatLng, QuadTree, SpatialIndex, Tag};
+    /// let mut index = QuadTree::default();
+    /// index.insert_tagged(1, LatLng::new(0.0, 0.0)?, Tag::new(2)?);
+    /// index.insert(1, LatLng::new(1.0, 1.0)?); // a move keeps the tag
+    /// assert_eq!(index.tag(1), Tag::new(2)?);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn tag(&self, id: EntryId) -> Tag {
+        self.entry(id).map_or(Tag::UNTAGGED, |e| e.tag)
     }
 
     /// Inserts or moves entry `id`; a move that stays within its leaf is done in place.
@@ -916,24 +1152,8 @@ impl SpatialIndex for QuadTree {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn insert(&mut self, id: EntryId, position: LatLng) -> Option<LatLng> {
-        match self.get(id) {
-            Some(from) => {
-                if !self.move_within_leaf(id, from, position) {
-                    self.remove_entry(id, from);
-                    self.insert_entry(Entry { position, id });
-                }
-                Some(from)
-            }
-            None => {
-                assert!(
-                    self.leaf_of.len() < u32::MAX as usize,
-                    "a QuadTree holds fewer than 2^32 entries"
-                );
-                self.leaf_of.add(id);
-                self.insert_entry(Entry { position, id });
-                None
-            }
-        }
+        let tag = self.entry(id).map_or(Tag::UNTAGGED, |e| e.tag);
+        self.insert_tagged(id, position, tag)
     }
 
     /// Removes entry `id`: one descent to its leaf, then the highest subtree left with half a
@@ -975,8 +1195,25 @@ impl SpatialIndex for QuadTree {
     /// ```
     fn search<'a>(&'a self, query: Query<'a>) -> impl Iterator<Item = Neighbour> + 'a {
         BestFirst::new(self, query, |frontier| {
-            let cell = self.enclosing_cell(query.centre(), query.radius_m());
-            if self.nodes[cell.node as usize].count > 0 {
+            let circle = BoundingBox::around(query.centre(), query.radius_m() + BOUND_SLACK_M);
+            // A region bounds the search too: start from the smaller of the two boxes' cells.
+            let cell = match query.region() {
+                Some(region) => {
+                    let by_region = self.enclosing_cell(&region.bounding_box());
+                    let by_circle = self.enclosing_cell(&circle);
+                    if by_circle.depth > by_region.depth {
+                        by_circle
+                    } else {
+                        by_region
+                    }
+                }
+                None => self.enclosing_cell(&circle),
+            };
+            let wanted = query.tag().map_or(u64::MAX, Tag::bit);
+            if self.nodes[cell.node as usize].count > 0
+                && self.tags[cell.node as usize] & wanted != 0
+                && !frontier.outside_region(&cell.rect())
+            {
                 let bounds = cell.rect().bounds(frontier.origin());
                 frontier.push_cell(cell, bounds);
             }
@@ -1000,7 +1237,8 @@ impl SpatialIndex for QuadTree {
         // Validates the radius exactly as every other query does.
         let query = Query::within(centre, radius_m)?;
         let origin = Origin::new(query.centre());
-        let cell = self.enclosing_cell(query.centre(), query.radius_m());
+        let circle = BoundingBox::around(query.centre(), query.radius_m() + BOUND_SLACK_M);
+        let cell = self.enclosing_cell(&circle);
         Ok(self.count_cell(cell, &cell.rect(), &origin, query.radius_m()))
     }
 
@@ -1015,24 +1253,41 @@ impl SpatialIndex for QuadTree {
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn in_bbox(&self, bbox: &BoundingBox) -> Vec<EntryId> {
-        // Longitudes -180 and 180 are one meridian: an interval reaching one also takes the
-        // cells that only touch the other.
-        let mut intervals = [(0.0, 0.0); 4];
-        let mut len = 0;
-        for (west, east) in bbox.lng_intervals().into_iter().flatten() {
-            intervals[len] = (west, east);
-            len += 1;
-            if east == 180.0 {
-                intervals[len] = (-180.0, -180.0);
-                len += 1;
-            } else if west == -180.0 {
-                intervals[len] = (180.0, 180.0);
-                len += 1;
-            }
-        }
         let mut out = Vec::new();
-        self.collect_bbox(ROOT, &Rect::WORLD, bbox, &intervals[..len], &mut out);
+        self.collect_bbox(ROOT, &Rect::WORLD, bbox, &mut out);
         out
+    }
+
+    /// From whole subtrees where it can: a subtree inside the region and inside one tile adds
+    /// its count and vector sum without being visited, so a world view costs about the
+    /// subtrees cut by tile edges, not the number of entries (unless `filter` is given, which
+    /// needs each entry's id).
+    ///
+    /// ```
+    /// use geo_index::{BoundingBox, LatLng, QuadTree, Region, SpatialIndex};
+    /// let index = QuadTree::build((0..1_000).map(|i| (i, LatLng::new(48.85, 2.35).unwrap())).collect());
+    /// let clusters = index.clusters(&Region::bbox(BoundingBox::WORLD), 4, None, None)?;
+    /// assert_eq!(clusters.len(), 1);
+    /// assert_eq!(clusters[0].count, 1_000);
+    /// assert!((clusters[0].centroid().lat() - 48.85).abs() < 1e-6);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn clusters(
+        &self,
+        region: &Region,
+        zoom: u8,
+        filter: Option<&dyn Fn(EntryId) -> bool>,
+        tag: Option<Tag>,
+    ) -> Result<Vec<Cluster>, Error> {
+        let mut out = ClusterSet::new(TileGrid::new(zoom)?);
+        let start = self.enclosing_cell(&region.bounding_box());
+        let wanted = Wanted {
+            region,
+            filter,
+            tag,
+        };
+        self.cluster_cell(start, &start.rect(), &wanted, false, &mut out);
+        Ok(out.finish())
     }
 
     /// The arena, the leaves' entry vectors (their capacity), the free list and the id table.
@@ -1046,6 +1301,8 @@ impl SpatialIndex for QuadTree {
     fn heap_bytes(&self) -> usize {
         let entries: usize = self.leaves.iter().map(Vec::capacity).sum();
         self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.sums.capacity() * std::mem::size_of::<[i64; 3]>()
+            + self.tags.capacity() * std::mem::size_of::<u64>()
             + self.leaves.capacity() * std::mem::size_of::<Vec<Entry>>()
             + entries * std::mem::size_of::<Entry>()
             + self.free_blocks.capacity() * std::mem::size_of::<u32>()

@@ -1,6 +1,6 @@
 //! What a radius query asks for, and what it answers.
 
-use crate::{EntryId, Error, LatLng};
+use crate::{EntryId, Error, LatLng, Region, Tag};
 use std::fmt;
 
 /// A radius query: every entry within `radius_m` of `centre`, nearest first, ties broken by
@@ -23,6 +23,8 @@ pub struct Query<'a> {
     pub(crate) radius_m: f64,
     pub(crate) after: Option<Keyset>,
     pub(crate) filter: Option<&'a dyn Fn(EntryId) -> bool>,
+    pub(crate) region: Option<&'a Region>,
+    pub(crate) tag: Option<Tag>,
 }
 
 impl<'a> Query<'a> {
@@ -46,7 +48,91 @@ impl<'a> Query<'a> {
             radius_m,
             after: None,
             filter: None,
+            region: None,
+            tag: None,
         })
+    }
+
+    /// Every entry, nearest to `centre` first: no radius, so paging through it reaches every
+    /// entry eventually. [`Query::radius_m`] is `f64::MAX`.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, Query, SpatialIndex};
+    /// let index = BruteForce::build(vec![(1, LatLng::new(-89.0, 179.0)?), (2, LatLng::new(10.0, 10.0)?)]);
+    /// let ids: Vec<u32> = index.search(Query::everywhere(LatLng::new(0.0, 0.0)?)).map(|n| n.id).collect();
+    /// assert_eq!(ids, [2, 1]);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    pub fn everywhere(centre: LatLng) -> Self {
+        Self {
+            centre,
+            radius_m: f64::MAX,
+            after: None,
+            filter: None,
+            region: None,
+            tag: None,
+        }
+    }
+
+    /// Keep only entries inside `region` (edges included). Index cells outside it are never
+    /// opened (quadtree and geohash; S2 and H3 test each entry).
+    ///
+    /// ```
+    /// # use geo_index::{BoundingBox, BruteForce, LatLng, Query, Region, SpatialIndex};
+    /// let index = BruteForce::build(vec![(1, LatLng::new(1.0, 1.0)?), (2, LatLng::new(5.0, 5.0)?)]);
+    /// let box_ = Region::bbox(BoundingBox::new(4.0, 4.0, 6.0, 6.0)?);
+    /// let ids: Vec<u32> = index
+    ///     .search(Query::everywhere(box_.centre()).inside(&box_))
+    ///     .map(|n| n.id)
+    ///     .collect();
+    /// assert_eq!(ids, [2]);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    #[must_use]
+    pub fn inside(mut self, region: &'a Region) -> Self {
+        self.region = Some(region);
+        self
+    }
+
+    /// Keep only entries carrying `tag` ([`Tag::UNTAGGED`] for entries inserted without one).
+    /// The quadtree skips every subtree holding no such entry, so a rare tag costs what its
+    /// answer costs.
+    ///
+    /// ```
+    /// # use geo_index::{LatLng, QuadTree, Query, SpatialIndex, Tag};
+    /// let mut index = QuadTree::default();
+    /// index.insert_tagged(1, LatLng::new(0.0, 0.0)?, Tag::new(3)?);
+    /// index.insert(2, LatLng::new(0.0, 0.0)?);
+    /// let q = Query::everywhere(LatLng::new(0.0, 0.0)?).tagged(Tag::new(3)?);
+    /// assert_eq!(index.search(q).map(|n| n.id).collect::<Vec<_>>(), [1]);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    #[must_use]
+    pub fn tagged(mut self, tag: Tag) -> Self {
+        self.tag = Some(tag);
+        self
+    }
+
+    /// The tag the query is restricted to, if any.
+    ///
+    /// ```
+    /// # use geo_index::{LatLng, Query};
+    /// assert!(Query::everywhere(LatLng::new(0.0, 0.0)?).tag().is_none());
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    pub fn tag(&self) -> Option<Tag> {
+        self.tag
+    }
+
+    /// The region the query is restricted to, if any.
+    ///
+    /// ```
+    /// # use geo_index::{LatLng, Query};
+    /// assert!(Query::everywhere(LatLng::new(0.0, 0.0)?).region().is_none());
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    pub fn region(&self) -> Option<&'a Region> {
+        self.region
     }
 
     /// Resume strictly after `keyset`: only entries whose `(distance_m, id)` is greater.
@@ -122,9 +208,17 @@ impl<'a> Query<'a> {
                 .is_none_or(|k| (distance_m, id) > (k.distance_m, k.id))
     }
 
+    /// Whether an entry carrying `tag` passes the tag restriction (checked before queuing).
     #[inline]
-    pub(crate) fn accepts(&self, id: EntryId) -> bool {
-        self.filter.is_none_or(|accept| accept(id))
+    pub(crate) fn wants_tag(&self, tag: Tag) -> bool {
+        self.tag.is_none_or(|wanted| wanted == tag)
+    }
+
+    /// Whether an entry passes the region and the filter.
+    #[inline]
+    pub(crate) fn accepts(&self, id: EntryId, position: LatLng) -> bool {
+        self.region.is_none_or(|region| region.contains(position))
+            && self.filter.is_none_or(|accept| accept(id))
     }
 }
 
@@ -135,6 +229,8 @@ impl fmt::Debug for Query<'_> {
             .field("radius_m", &self.radius_m)
             .field("after", &self.after)
             .field("filter", &self.filter.is_some())
+            .field("region", &self.region)
+            .field("tag", &self.tag)
             .finish()
     }
 }

@@ -11,7 +11,8 @@
 //! Each index kind supplies only [`Expand`]: how to turn one of its cells into children.
 
 use crate::latlng::{EARTH_RADIUS_M, Origin, cos_lower, sin_lower};
-use crate::{EntryId, LatLng, Neighbour, Query};
+use crate::region::Relation;
+use crate::{EntryId, LatLng, Neighbour, Query, Tag};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -133,10 +134,22 @@ impl<'q, C> Frontier<'q, C> {
         });
     }
 
+    /// Whether a cell with rectangle `rect` can hold no answer because it lies outside the
+    /// query's region.
+    #[inline]
+    pub(crate) fn outside_region(&self, rect: &Rect) -> bool {
+        self.query
+            .region
+            .is_some_and(|region| region.relate(rect) == Relation::Disjoint)
+    }
+
     /// Queue a lat/lng rectangle cell; its upper bound (which costs trigonometry) is computed
     /// only when resuming from a keyset, the one case that uses it.
     #[inline]
     pub(crate) fn push_rect(&mut self, cell: C, rect: &Rect) {
+        if self.outside_region(rect) {
+            return;
+        }
         let min_m = rect.lower_bound_m(&self.origin);
         let max_m = if self.query.after.is_some() {
             rect.upper_bound_m(&self.origin)
@@ -151,6 +164,16 @@ impl<'q, C> Frontier<'q, C> {
     /// front of the queue: most points of an opened cell never do.
     #[inline]
     pub(crate) fn push_point(&mut self, id: EntryId, position: LatLng) {
+        self.push_tagged_point(id, position, Tag::UNTAGGED);
+    }
+
+    /// Queue a point carrying `tag` (see [`Frontier::push_point`]); one with another tag than
+    /// the query wants is dropped here.
+    #[inline]
+    pub(crate) fn push_tagged_point(&mut self, id: EntryId, position: LatLng, tag: Tag) {
+        if !self.query.wants_tag(tag) {
+            return;
+        }
         let key_m = self.origin.distance_lower_bound_m(position);
         if key_m > self.query.radius_m {
             return;
@@ -166,7 +189,7 @@ impl<'q, C> Frontier<'q, C> {
     #[inline]
     fn measure(&self, id: EntryId, position: LatLng) -> Option<Item<C>> {
         let distance_m = self.origin.distance_m(position);
-        (self.query.admits(distance_m, id) && self.query.accepts(id)).then_some(Item {
+        (self.query.admits(distance_m, id) && self.query.accepts(id, position)).then_some(Item {
             key_m: distance_m,
             id,
             payload: Payload::Point(position),
