@@ -7,8 +7,9 @@
 //! and the database change feed can both apply the same change in any order.
 
 use crate::business::{Business, BusinessId, Category};
-use geo_index::{EntryId, Keyset, LatLng, Query, SpatialIndex};
+use geo_index::{EntryId, Keyset, LatLng, Query, Region, SpatialIndex, Tag, Tile};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// The index kind the service searches with (the fastest in BENCHMARKS.md).
 pub type PlacesIndex = geo_index::QuadTree;
@@ -16,7 +17,8 @@ pub type PlacesIndex = geo_index::QuadTree;
 /// How many deletions are remembered so that a stale re-insert arriving late is ignored.
 const TOMBSTONES: usize = 100_000;
 
-/// A search, already validated.
+/// A search, already validated: businesses within `radius_m` of `centre` (and inside `region`
+/// when there is one), nearest to `centre` first.
 ///
 /// ```
 /// use nearby_services::catalog::SearchRequest;
@@ -29,8 +31,10 @@ const TOMBSTONES: usize = 100_000;
 pub struct SearchRequest {
     /// Centre of the circle.
     pub centre: LatLng,
-    /// Radius in metres.
+    /// Radius in metres; `f64::MAX` for no radius.
     pub radius_m: f64,
+    /// Only businesses inside this box or these polygons.
+    pub region: Option<Arc<Region>>,
     /// Page size.
     pub limit: usize,
     /// Resume strictly after this `(distance, id)`.
@@ -52,9 +56,38 @@ impl SearchRequest {
         Self {
             centre,
             radius_m,
+            region: None,
             limit,
             after: None,
             category: None,
+        }
+    }
+
+    /// The nearest businesses anywhere, no radius.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::SearchRequest;
+    /// # use nearby_services::business::position;
+    /// assert_eq!(SearchRequest::nearest(position(0.0, 0.0)?, 5).radius_m, f64::MAX);
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn nearest(centre: LatLng, limit: usize) -> Self {
+        Self::new(centre, f64::MAX, limit)
+    }
+
+    /// The businesses inside `region`, nearest to its bounding box's centre first.
+    ///
+    /// ```
+    /// # use nearby_services::catalog::SearchRequest;
+    /// use geo_index::{BoundingBox, Region};
+    /// let request = SearchRequest::inside(Region::bbox(BoundingBox::WORLD), 10);
+    /// assert_eq!(request.centre.lat(), 0.0);
+    /// ```
+    pub fn inside(region: Region, limit: usize) -> Self {
+        let centre = region.centre();
+        Self {
+            region: Some(Arc::new(region)),
+            ..Self::new(centre, f64::MAX, limit)
         }
     }
 }
@@ -75,6 +108,19 @@ pub struct SearchPage {
     pub hits: Vec<Hit>,
     /// The `(distance, id)` to resume after, when more results exist.
     pub next: Option<(f64, BusinessId)>,
+}
+
+/// The businesses of one map tile (see [`Catalog::clusters`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterHit {
+    /// The Web Mercator tile.
+    pub tile: Tile,
+    /// How many businesses it holds.
+    pub count: u64,
+    /// Their mean position on the sphere.
+    pub position: LatLng,
+    /// The business, when it is the only one.
+    pub business: Option<Business>,
 }
 
 /// What applying a change did.
@@ -118,9 +164,55 @@ pub struct Catalog {
     free: Vec<EntryId>,
     tombstones: HashMap<BusinessId, i64>,
     tombstone_order: VecDeque<BusinessId>,
+    /// The index tag of each category seen: the first 63 get one each (a search for them
+    /// prunes every subtree without it, and counts whole subtrees holding only it); later
+    /// ones share [`Tag::UNTAGGED`] with businesses without a category, and are told apart
+    /// by a per-business check.
+    tags: HashMap<Category, Tag>,
+}
+
+/// How a category narrows a search or a count.
+enum Selection {
+    /// Every business.
+    All,
+    /// No business has it.
+    Nothing,
+    /// Exactly the businesses carrying this tag.
+    Tag(Tag),
+    /// Among those carrying [`Tag::UNTAGGED`], the ones with this category.
+    Shared(Tag),
 }
 
 impl Catalog {
+    /// The tag for businesses of `category`, assigning one to a category seen first.
+    fn tag_for(&mut self, category: Option<&Category>) -> Tag {
+        let Some(category) = category else {
+            return Tag::UNTAGGED;
+        };
+        if let Some(&tag) = self.tags.get(category) {
+            return tag;
+        }
+        let next = u8::try_from(self.tags.values().filter(|t| **t != Tag::UNTAGGED).count())
+            .unwrap_or(u8::MAX);
+        let tag = Tag::new(next)
+            .ok()
+            .filter(|t| *t != Tag::UNTAGGED)
+            .unwrap_or(Tag::UNTAGGED);
+        self.tags.insert(category.clone(), tag);
+        tag
+    }
+
+    fn selection(&self, category: Option<&Category>) -> Selection {
+        match category {
+            None => Selection::All,
+            Some(category) => match self.tags.get(category) {
+                None => Selection::Nothing,
+                Some(&Tag::UNTAGGED) => Selection::Shared(Tag::UNTAGGED),
+                Some(&tag) => Selection::Tag(tag),
+            },
+        }
+    }
+
     /// Builds a catalog in one go (bulk index build), every business at one revision. A
     /// repeated id keeps its last record.
     ///
@@ -157,10 +249,11 @@ impl Catalog {
                     entry
                 }
             };
+            let tag = catalog.tag_for(business.category.as_ref());
             catalog.set_record(entry, Record { business, revision });
-            points.push((entry, position));
+            points.push((entry, position, tag));
         }
-        catalog.index = PlacesIndex::build(points);
+        catalog.index = PlacesIndex::build_tagged(points);
         catalog
     }
 
@@ -242,10 +335,11 @@ impl Catalog {
         }
         self.tombstones.remove(&business.id);
         let position = business.position;
+        let tag = self.tag_for(business.category.as_ref());
         match self.entries.get(&business.id) {
             Some(&entry) => {
                 let previous = self.set_record(entry, Record { business, revision });
-                self.index.insert(entry, position);
+                self.index.insert_tagged(entry, position, tag);
                 match previous {
                     Some(previous) => Applied::Replaced(previous.business),
                     None => Applied::Created,
@@ -255,7 +349,7 @@ impl Catalog {
                 let entry = self.next_entry();
                 self.entries.insert(business.id.clone(), entry);
                 self.set_record(entry, Record { business, revision });
-                self.index.insert(entry, position);
+                self.index.insert_tagged(entry, position, tag);
                 Applied::Created
             }
         }
@@ -303,6 +397,10 @@ impl Catalog {
     /// # Ok::<(), nearby_services::business::FieldError>(())
     /// ```
     pub fn search(&self, request: &SearchRequest) -> SearchPage {
+        let empty = SearchPage {
+            hits: Vec::new(),
+            next: None,
+        };
         let wanted = request.category.as_ref();
         let in_category = |entry: EntryId| {
             wanted.is_none_or(|wanted| {
@@ -311,11 +409,15 @@ impl Catalog {
             })
         };
         let Ok(mut query) = Query::within(request.centre, request.radius_m) else {
-            return SearchPage {
-                hits: Vec::new(),
-                next: None,
-            };
+            return empty;
         };
+        match self.selection(wanted) {
+            Selection::All => {}
+            Selection::Nothing => return empty,
+            // The tag alone decides: the index skips every subtree without it.
+            Selection::Tag(tag) => query = query.tagged(tag),
+            Selection::Shared(tag) => query = query.tagged(tag).filter(&in_category),
+        }
         if let Some((distance_m, _)) = &request.after {
             // Everything at `distance_m` or further: the ties are sorted out below.
             query = query.after(Keyset {
@@ -323,7 +425,9 @@ impl Catalog {
                 id: EntryId::MAX,
             });
         }
-        query = query.filter(&in_category);
+        if let Some(region) = &request.region {
+            query = query.inside(region);
+        }
 
         let limit = request.limit.max(1);
         let mut found: Vec<Hit> = Vec::with_capacity(limit + 1);
@@ -363,6 +467,63 @@ impl Catalog {
             None
         };
         SearchPage { hits: found, next }
+    }
+
+    /// The businesses inside `region` (of `category`, if given), grouped by the Web Mercator
+    /// tile at `zoom` that holds each, sorted by tile `(x, y)`. Counts are exact; subtrees
+    /// inside one tile (holding only the category, when one is given and has its own tag)
+    /// are counted without being visited.
+    ///
+    /// # Errors
+    /// A zoom beyond [`geo_index::MAX_TILE_ZOOM`].
+    ///
+    /// ```
+    /// # use nearby_services::business::{Business, BusinessId, Name, position};
+    /// # use nearby_services::catalog::Catalog;
+    /// use geo_index::{BoundingBox, Region};
+    /// let b = |id: &str, lat, lng| Business { id: BusinessId::new(id).unwrap(), name: Name::new(id).unwrap(), position: position(lat, lng).unwrap(), category: None };
+    /// let catalog = Catalog::build(vec![b("a", 48.85, 2.35), b("b", 48.86, 2.34), b("c", -33.9, 18.4)], 1);
+    /// let clusters = catalog.clusters(&Region::bbox(BoundingBox::WORLD), 2, None)?;
+    /// assert_eq!(clusters.iter().map(|c| c.count).sum::<u64>(), 3);
+    /// assert_eq!(clusters.iter().filter_map(|c| c.business.as_ref()).count(), 1);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    pub fn clusters(
+        &self,
+        region: &Region,
+        zoom: u8,
+        category: Option<&Category>,
+    ) -> Result<Vec<ClusterHit>, geo_index::Error> {
+        let in_category = |entry: EntryId| {
+            category.is_none_or(|wanted| {
+                self.record(entry)
+                    .is_some_and(|r| r.business.category.as_ref() == Some(wanted))
+            })
+        };
+        let (filter, tag): (Option<&dyn Fn(EntryId) -> bool>, Option<Tag>) =
+            match self.selection(category) {
+                Selection::All => (None, None),
+                Selection::Nothing => {
+                    // Still validates the zoom, as any other answer would.
+                    geo_index::TileGrid::new(zoom)?;
+                    return Ok(Vec::new());
+                }
+                Selection::Tag(tag) => (None, Some(tag)),
+                Selection::Shared(tag) => (Some(&in_category), Some(tag)),
+            };
+        let clusters = self.index.clusters(region, zoom, filter, tag)?;
+        Ok(clusters
+            .into_iter()
+            .map(|cluster| ClusterHit {
+                tile: cluster.tile,
+                count: cluster.count,
+                position: cluster.centroid(),
+                business: cluster
+                    .single
+                    .and_then(|entry| self.record(entry))
+                    .map(|r| r.business.clone()),
+            })
+            .collect())
     }
 
     /// Every business, in no particular order.
@@ -503,6 +664,67 @@ mod tests {
             Applied::Created
         );
         assert_eq!(catalog.len(), 2);
+    }
+
+    /// 70 categories: the first 63 get their own index tag, the rest share one with the
+    /// uncategorised; every category's search and clusters equal a scan, before and after
+    /// businesses change category (in both directions across the shared tag) or are deleted.
+    #[test]
+    fn categories_beyond_the_tags_and_category_changes() {
+        let name = |i: usize| format!("c{}", i % 70);
+        let mut businesses: Vec<Business> = (0..3_000)
+            .map(|i| {
+                let category = (i % 71 != 70).then(|| name(i));
+                business(
+                    &format!("b{i}"),
+                    (i % 60) as f64 * 0.01,
+                    (i / 60) as f64 * 0.01,
+                    category.as_deref(),
+                )
+            })
+            .collect();
+        let mut catalog = Catalog::build(businesses.clone(), 1);
+        let check = |catalog: &Catalog, businesses: &[Business]| {
+            let centre = position(0.3, 0.25).unwrap();
+            for c in (0..70).map(name).chain(["absent".to_owned()]) {
+                let category = Category::new(&c).unwrap();
+                let mut request = SearchRequest::new(centre, 50_000.0, 100);
+                request.category = Some(category.clone());
+                let got = all_pages(catalog, request);
+                let mut want: Vec<(f64, String)> = businesses
+                    .iter()
+                    .filter(|b| b.category.as_ref() == Some(&category))
+                    .map(|b| (centre.distance_m(b.position), b.id.to_string()))
+                    .filter(|(d, _)| *d <= 50_000.0)
+                    .collect();
+                want.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+                assert_eq!(got, want, "{c}");
+                let world = geo_index::Region::bbox(geo_index::BoundingBox::WORLD);
+                let clusters = catalog.clusters(&world, 9, Some(&category)).unwrap();
+                let total: u64 = clusters.iter().map(|c| c.count).sum();
+                let expected = businesses
+                    .iter()
+                    .filter(|b| b.category.as_ref() == Some(&category))
+                    .count();
+                assert_eq!(total, expected as u64, "{c}");
+            }
+        };
+        check(&catalog, &businesses);
+        // Move businesses between an own-tag category, a shared one and none.
+        for (i, to) in [
+            (0, Some("c69")),
+            (69, Some("c0")),
+            (70, None),
+            (140, Some("c5")),
+        ] {
+            let mut changed = businesses[i].clone();
+            changed.category = to.map(|c| Category::new(c).unwrap());
+            catalog.upsert(changed.clone(), 2);
+            businesses[i] = changed;
+        }
+        let gone = businesses.remove(5);
+        catalog.remove(&gone.id, 3);
+        check(&catalog, &businesses);
     }
 
     #[test]

@@ -105,3 +105,39 @@ pub fn fingerprint(latitude: f64, longitude: f64, radius_m: f64, category: Optio
     }
     hash
 }
+
+/// A stable 64-bit fingerprint (FNV-1a) of a search of kind `kind` (`"nearest"`, `"bbox"`,
+/// `"polygon"`...) over `numbers` (its coordinates), paging aside: a cursor of one search
+/// replayed against another is refused.
+///
+/// ```
+/// use nearby_services::cursor::fingerprint_of;
+/// assert_eq!(fingerprint_of("bbox", [1.0, 2.0], None), fingerprint_of("bbox", [1.0, 2.0], None));
+/// assert_ne!(fingerprint_of("bbox", [1.0, 2.0], None), fingerprint_of("nearest", [1.0, 2.0], None));
+/// ```
+pub fn fingerprint_of(
+    kind: &str,
+    numbers: impl IntoIterator<Item = f64>,
+    category: Option<&str>,
+) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(kind.as_bytes());
+    feed(&[0xff]);
+    for number in numbers {
+        feed(&number.to_bits().to_be_bytes());
+    }
+    match category {
+        Some(category) => {
+            feed(&[1]);
+            feed(category.as_bytes());
+        }
+        None => feed(&[0]),
+    }
+    hash
+}

@@ -1,7 +1,7 @@
 //! Business records: create, read, replace, delete. Writes need an admin token.
 
-use super::ApiError;
 use super::auth::Admin;
+use super::{ApiError, ready};
 use crate::business::{Business, BusinessId, Category, Name, position};
 use crate::state::{AppState, WriteError};
 use axum::Json;
@@ -189,14 +189,6 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn ready(state: &AppState) -> Result<(), ApiError> {
-    if state.is_ready() {
-        Ok(())
-    } else {
-        Err(ApiError::unavailable("the index is still loading"))
-    }
-}
-
 fn write_error(err: WriteError) -> ApiError {
     match err {
         WriteError::Conflict => ApiError::conflict("a business with this id exists"),
@@ -209,7 +201,7 @@ fn write_error(err: WriteError) -> ApiError {
 }
 
 /// The body as a JSON object, with the content type and size checked first.
-fn json_object(
+pub(super) fn json_object(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     limit: usize,

@@ -1,6 +1,8 @@
 //! The HTTP API: [`app`] builds the router, one module per concern.
 //!
-//! - `search`: `GET /v1/search/nearby`.
+//! - `search`: `GET /v1/search/nearby`, and the query parsing every search shares.
+//! - `map`: map-native search: `nearest` (no radius), `within` a box or GeoJSON polygons,
+//!   `clusters` by Web Mercator tile.
 //! - `businesses`: business create, read, replace, delete.
 //! - `health`: `/healthz`, `/readyz`, `/metrics`.
 //! - `openapi`: `/openapi.json`, generated from the handlers' annotations.
@@ -12,6 +14,7 @@ mod auth;
 mod businesses;
 mod error;
 mod health;
+pub mod map;
 mod openapi;
 pub mod search;
 mod web;
@@ -42,6 +45,12 @@ pub fn app(state: AppState) -> Router {
         .unwrap_or_default();
     Router::new()
         .route("/v1/search/nearby", get(search::nearby))
+        .route("/v1/search/nearest", get(map::nearest))
+        .route(
+            "/v1/search/within",
+            get(map::within_bbox).post(map::within_polygon),
+        )
+        .route("/v1/search/clusters", get(map::clusters))
         .route("/v1/businesses", post(businesses::create))
         .route(
             "/v1/businesses/{id}",
@@ -60,6 +69,15 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits().body_bytes))
         .layer(middleware::from_fn_with_state(state, observe))
+}
+
+/// 503 until the catalog is loaded: searches and business reads and writes wait for it.
+fn ready(state: &AppState) -> Result<(), ApiError> {
+    if state.is_ready() {
+        Ok(())
+    } else {
+        Err(ApiError::unavailable("the index is still loading"))
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -16,6 +16,10 @@ use utoipa::{Modify, OpenApi};
     info(title = "Nearby", description = "Proximity search over businesses, and nearby friends (WebSocket /v1/ws and the /v1/me endpoints). Distances are great-circle metres on a sphere of radius 6,371,008.8 m."),
     paths(
         super::search::nearby,
+        super::map::nearest,
+        super::map::within_bbox,
+        super::map::within_polygon,
+        super::map::clusters,
         super::businesses::create,
         super::businesses::read,
         super::businesses::replace,

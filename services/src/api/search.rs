@@ -83,19 +83,36 @@ pub async fn nearby(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let (request, print) = parse_query(query.as_deref().unwrap_or(""))?;
-    if !state.is_ready() {
-        return Err(ApiError::unavailable("the index is still loading"));
-    }
-    let page = state.catalog().search(&request);
-    let wants_geojson = headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/geo+json"));
-    Ok(if wants_geojson {
+    answer(&state, &headers, &request, print)
+}
+
+/// Runs a validated search (every search endpoint ends here) and renders its page.
+pub(crate) fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &SearchRequest,
+    print: u64,
+) -> Result<Response, ApiError> {
+    super::ready(state)?;
+    let page = state.catalog().search(request);
+    Ok(respond(headers, page, print))
+}
+
+/// A page as JSON, or as GeoJSON when the client accepts `application/geo+json`.
+fn respond(headers: &HeaderMap, page: SearchPage, print: u64) -> Response {
+    if wants_geojson(headers) {
         geojson(page, print).into_response()
     } else {
         Json(response(page, print)).into_response()
-    })
+    }
+}
+
+/// Whether the client asked for GeoJSON.
+pub(crate) fn wants_geojson(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/geo+json"))
 }
 
 /// Parses and validates the raw query string of a search: the request and the fingerprint
@@ -127,51 +144,51 @@ pub fn parse_query(query: &str) -> Result<(SearchRequest, u64), ApiError> {
             format!("must be in metres, greater than 0 and at most {MAX_RADIUS_M}"),
         ));
     }
-    let limit = match params.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| {
-                ApiError::invalid("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))
-            })?,
-    };
-    let category = params.get("category").map(Category::new).transpose()?;
+    let limit = params.limit()?;
+    let category = params.category()?;
     let print = fingerprint(
         latitude,
         longitude,
         radius_m,
         category.as_ref().map(Category::as_str),
     );
-    let after = match params.get("cursor") {
-        None => None,
-        Some(text) => {
-            let cursor = Cursor::decode(text).ok_or_else(|| {
-                ApiError::invalid("cursor", "is not a cursor this service issued")
-            })?;
-            if cursor.fingerprint != print {
-                return Err(ApiError::invalid(
-                    "cursor",
-                    "belongs to a different search: keep latitude, longitude, radius and category unchanged while paging",
-                ));
-            }
-            Some((cursor.distance_m, cursor.id))
-        }
-    };
+    let after = resume(
+        params.get("cursor"),
+        print,
+        "latitude, longitude, radius and category",
+    )
+    .map_err(|message| ApiError::invalid("cursor", message))?;
     Ok((
         SearchRequest {
-            centre,
-            radius_m,
-            limit,
             after,
             category,
+            ..SearchRequest::new(centre, radius_m, limit)
         },
         print,
     ))
 }
 
-fn required(field: &'static str) -> ApiError {
+/// Where a page resumes: the cursor's `(distance, id)`, checked to belong to the search with
+/// fingerprint `print` (whose parameters `kept` names); the message when it does not.
+pub(crate) fn resume(
+    cursor: Option<&str>,
+    print: u64,
+    kept: &str,
+) -> Result<Option<(f64, crate::business::BusinessId)>, String> {
+    let Some(text) = cursor else {
+        return Ok(None);
+    };
+    let cursor =
+        Cursor::decode(text).ok_or_else(|| "is not a cursor this service issued".to_owned())?;
+    if cursor.fingerprint != print {
+        return Err(format!(
+            "belongs to a different search: keep {kept} unchanged while paging"
+        ));
+    }
+    Ok(Some((cursor.distance_m, cursor.id)))
+}
+
+pub(crate) fn required(field: &'static str) -> ApiError {
     ApiError::invalid(field, "is required")
 }
 
@@ -237,10 +254,10 @@ fn geojson(page: SearchPage, print: u64) -> impl IntoResponse {
 }
 
 /// Decoded query parameters; a repeated parameter keeps its last value.
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(query: &str) -> Result<Self, ApiError> {
+    pub(crate) fn parse(query: &str) -> Result<Self, ApiError> {
         if query.len() > 4_096 {
             return Err(ApiError::malformed("the query string is too long"));
         }
@@ -248,7 +265,7 @@ impl Params {
         Ok(Params(pairs))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
@@ -256,8 +273,27 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `limit`: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+    pub(crate) fn limit(&self) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None => Ok(DEFAULT_LIMIT),
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    ApiError::invalid("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))
+                }),
+        }
+    }
+
+    /// `category`, validated, if given.
+    pub(crate) fn category(&self) -> Result<Option<Category>, ApiError> {
+        Ok(self.get("category").map(Category::new).transpose()?)
+    }
+
     /// A finite number, or `None` when the parameter is absent.
-    fn number(&self, name: &'static str) -> Result<Option<f64>, ApiError> {
+    pub(crate) fn number(&self, name: &'static str) -> Result<Option<f64>, ApiError> {
         let Some(text) = self.get(name) else {
             return Ok(None);
         };
