@@ -42,6 +42,32 @@ const PLACES = [
   ['f', 'Foxtrot', 200, 'city'],
 ];
 
+// Places elsewhere, for the map's clusters: [id, name, latitude, longitude, category]. Suva and
+// Taveuni lie on either side of the antimeridian.
+const WORLD_PLACES = [
+  ['ny1', 'Manhattan', 40.7831, -73.9712, 'city'],
+  ['ny2', 'Brooklyn', 40.6782, -73.9442, 'city'],
+  ['ny3', 'Queens', 40.7282, -73.7949, 'city'],
+  ['tokyo1', 'Shinjuku', 35.6938, 139.7034, 'city'],
+  ['tokyo2', 'Asakusa', 35.7148, 139.7967, 'town'],
+  ['syd', 'Sydney', -33.8688, 151.2093, 'city'],
+  ['akl', 'Auckland', -36.8485, 174.7633, 'city'],
+  ['suva', 'Suva', -18.1416, 178.4419, 'city'],
+  ['taveuni', 'Taveuni', -16.85, -179.95, 'village'],
+  ['hnl', 'Honolulu', 21.3069, -157.8583, 'city'],
+];
+// A block of 150 cafés in Berlin (15 columns, 10 rows, about 40 m apart): more than one
+// `within` page of 100.
+const BERLIN = { lat: 52.52, lng: 13.4, rows: 10, columns: 15 };
+const BERLIN_PLACES = [];
+for (let r = 0; r < BERLIN.rows; r += 1) {
+  for (let c = 0; c < BERLIN.columns; c += 1) {
+    const i = r * BERLIN.columns + c;
+    BERLIN_PLACES.push([`berlin${i}`, `Café ${i}`, BERLIN.lat + r * 0.0004, BERLIN.lng + c * 0.0006, 'cafe']);
+  }
+}
+const ALL_PLACES = PLACES.length + WORLD_PLACES.length + BERLIN_PLACES.length;
+
 function freePort() {
   return new Promise((ok, fail) => {
     const server = net.createServer();
@@ -237,6 +263,289 @@ step('a search shows the expected markers, list and pages', async () => {
   await page.close();
 });
 
+// ---------------------------------------------------------------------------------------------
+// The map's places layer: clusters zoomed out, places from `within` zoomed in.
+
+const mapData = (page) => page.evaluate(() => ({ ...document.querySelector('#map').dataset }));
+
+/**
+ * Waits until the places layer shows `mode` for the current view (the answer drawn is for the
+ * box in view) and returns the map's data attributes. `after`: a view box that must have been
+ * left first (the map moved); `zoom`: the map's zoom that must be reached.
+ */
+async function areaSettled(page, mode, { after = null, zoom = null } = {}) {
+  await page.waitForFunction(
+    ([mode, after, zoom]) => {
+      const d = document.querySelector('#map').dataset;
+      return (
+        d.mode === mode &&
+        d.areaState === 'done' &&
+        d.areaBbox === d.viewBbox &&
+        d.viewBbox !== after &&
+        (zoom === null || new RegExp(`#map=${zoom}/`).test(location.hash))
+      );
+    },
+    [mode, after, zoom],
+  );
+  const data = await mapData(page);
+  assert.equal(await page.locator('#area-status.error').count(), 0, 'the places layer reported an error');
+  return data;
+}
+
+/** A GET of the API, straight to the server: the reference the page is checked against. */
+async function getJson(path) {
+  const response = await fetch(`${base}${path}`);
+  assert.equal(response.status, 200, `GET ${path}: ${response.status}`);
+  return response.json();
+}
+
+/** The bubbles and single places drawn, with their sizes and whether they are in the map. */
+function drawnClusters(page) {
+  return page.evaluate(() => {
+    const box = document.querySelector('#map').getBoundingClientRect();
+    const where = (el) => {
+      const r = el.getBoundingClientRect();
+      const x = r.left + r.width / 2;
+      const y = r.top + r.height / 2;
+      return { x, y, size: r.width, inside: x >= box.left && x <= box.right && y >= box.top && y <= box.bottom };
+    };
+    return {
+      bubbles: [...document.querySelectorAll('.cluster-bubble')].map((el) => ({
+        count: Number(el.querySelector('.count').dataset.count),
+        text: el.textContent,
+        ...where(el),
+      })),
+      singles: [...document.querySelectorAll('.area-marker.cluster-single')].map((el) => ({
+        name: el.title,
+        ...where(el),
+      })),
+    };
+  });
+}
+
+/** Checks the clusters drawn against `/v1/search/clusters` for the page's own box and zoom. */
+async function checkClusters(page, data) {
+  const category = data.areaCategory ? `&category=${data.areaCategory}` : '';
+  const answer = await getJson(`/v1/search/clusters?bbox=${data.areaBbox}&zoom=${data.areaZoom}${category}`);
+  const drawn = await drawnClusters(page);
+  const sum = drawn.bubbles.reduce((total, b) => total + b.count, 0) + drawn.singles.length;
+  assert.equal(Number(data.areaTotal), answer.total, 'the total shown is the API total');
+  assert.equal(sum, answer.total, 'the bubbles and single places add up to the total');
+  assert.equal(drawn.bubbles.length + drawn.singles.length, answer.clusters.length, 'one symbol per cluster');
+  assert.deepEqual(
+    drawn.bubbles.map((b) => b.count).sort((a, b) => a - b),
+    answer.clusters.filter((c) => c.count > 1).map((c) => c.count).sort((a, b) => a - b),
+  );
+  assert.deepEqual(
+    drawn.singles.map((s) => s.name).sort(),
+    answer.clusters.filter((c) => c.count === 1).map((c) => c.business.name).sort(),
+  );
+  for (const symbol of [...drawn.bubbles, ...drawn.singles]) {
+    assert.ok(symbol.inside, `drawn off the map: ${JSON.stringify(symbol)}`);
+  }
+  // Sized by count: a bigger count is never a smaller bubble.
+  const bySize = [...drawn.bubbles].sort((a, b) => a.count - b.count);
+  for (let i = 1; i < bySize.length; i += 1) {
+    assert.ok(bySize[i].size >= bySize[i - 1].size, `bubble sizes: ${JSON.stringify(bySize)}`);
+  }
+  return { answer, drawn };
+}
+
+const box = (bbox) => {
+  const [west, south, east, north] = bbox.split(',').map(Number);
+  return { west, south, east, north };
+};
+
+step('map clusters at world zoom: across the antimeridian, and the whole world', async () => {
+  // Centred on 180°: the view crosses the antimeridian (west > east in the API's box).
+  const page = await openPage(`${base}/#map=2/0/180`, 'clusters');
+  const data = await areaSettled(page, 'clusters');
+  assert.equal(data.areaZoom, '2');
+  const { west, east, south, north } = box(data.areaBbox);
+  assert.ok(west > east, `a box across 180° has west > east: ${data.areaBbox}`);
+  assert.ok(south >= -90 && north <= 90 && west <= 180 && east >= -180, data.areaBbox);
+  const { drawn } = await checkClusters(page, data);
+  // The Pacific side of the world: New York, Tokyo, Oceania and Honolulu, not Europe.
+  assert.equal(Number(data.areaTotal), WORLD_PLACES.length);
+  assert.deepEqual(drawn.bubbles.map((b) => b.count).sort(), [2, 3]);
+  assert.deepEqual(drawn.singles.map((s) => s.name).sort(), ['Auckland', 'Honolulu', 'Suva', 'Sydney', 'Taveuni']);
+  // Taveuni (179.95° W) is drawn just east of Suva (178.44° E), not a world away.
+  const at = (name) => drawn.singles.find((s) => s.name === name);
+  assert.ok(at('Taveuni').x > at('Suva').x && at('Taveuni').x - at('Suva').x < 20, JSON.stringify(drawn.singles));
+  await waitForText(page, '#area-status', /^10 places in view, in 7 clusters\./);
+  // A single place is a marker with its popup.
+  await page.click('.area-marker.cluster-single[title="Auckland"]');
+  await waitForText(page, '.leaflet-popup-content', /^Auckland/);
+  await shot(page, 'map-clusters-antimeridian');
+
+  // Zoomed out so far that the screen holds more than one world: the box is the whole world.
+  const before = data.viewBbox;
+  await page.goto(`${base}/#map=0/0/0`);
+  const world = await areaSettled(page, 'clusters', { after: before, zoom: 0 });
+  assert.equal(world.areaBbox.split(',').map(Number).filter((_, i) => i % 2 === 0).join(), '-180,180');
+  await checkClusters(page, world);
+  assert.equal(Number(world.areaTotal), ALL_PLACES);
+  await shot(page, 'map-clusters-world');
+  await page.close();
+});
+
+step('map clusters at two zooms: Europe, then a city; clicking a bubble zooms in', async () => {
+  const page = await openPage(`${base}/#map=3/50/20`, 'clusters');
+  const europe = await areaSettled(page, 'clusters');
+  const { drawn } = await checkClusters(page, europe);
+  assert.equal(Number(europe.areaTotal), PLACES.length + BERLIN_PLACES.length);
+  // Paris's seven (Foxtrot, 22 km north, falls in the next tile row) and Berlin's block.
+  assert.deepEqual(drawn.bubbles.map((b) => b.count).sort((a, b) => a - b), [7, 150]);
+  assert.deepEqual(drawn.singles.map((s) => s.name), ['Foxtrot']);
+  const [paris, berlin] = [...drawn.bubbles].sort((a, b) => a.count - b.count);
+  assert.ok(berlin.size > paris.size, `150 is a bigger bubble than 7: ${berlin.size} vs ${paris.size}`);
+  assert.equal(berlin.text, '150');
+  await shot(page, 'map-clusters-europe');
+
+  // Only cities: Alpha, Charlie, Golf and Foxtrot (the cafés and towns go).
+  await page.fill('#area-category', 'City ');
+  await page.press('#area-category', 'Enter');
+  await page.waitForFunction(() => document.querySelector('#map').dataset.areaCategory === 'city');
+  const cities = await areaSettled(page, 'clusters');
+  const onlyCities = await checkClusters(page, cities);
+  assert.equal(Number(cities.areaTotal), 4);
+  assert.deepEqual(onlyCities.drawn.bubbles.map((b) => b.count), [3]);
+  await page.fill('#area-category', '');
+  await page.press('#area-category', 'Enter');
+  await page.waitForFunction(() => document.querySelector('#map').dataset.areaCategory === '');
+
+  // City zoom over Paris: the seven and Foxtrot apart, all counted.
+  await page.goto(`${base}/#map=10/48.95/2.35`);
+  const city = await areaSettled(page, 'clusters', { after: europe.viewBbox, zoom: 10 });
+  assert.equal(city.areaZoom, '10');
+  const atCity = await checkClusters(page, city);
+  assert.equal(Number(city.areaTotal), PLACES.length);
+  assert.deepEqual(atCity.drawn.bubbles.map((b) => b.count), [7]);
+  assert.deepEqual(atCity.drawn.singles.map((s) => s.name), ['Foxtrot']);
+  await shot(page, 'map-clusters-city');
+
+  // Clicking the bubble zooms to its tile (zoom 12, as clusters are taken at zoom + 2): the
+  // largest zoom showing that 256 px tile whole in this 736 px high map is 13. And the click
+  // is the bubble's: it does not fall through to the map (a radius search there).
+  await page.click('.cluster-bubble');
+  const closer = await areaSettled(page, 'clusters', { after: city.viewBbox });
+  assert.equal(closer.areaZoom, '13');
+  assert.equal(await page.locator('path.search-circle').count(), 0, 'no radius search');
+  const zoomed = await checkClusters(page, closer);
+  assert.equal(zoomed.drawn.bubbles.reduce((t, b) => t + b.count, 0) + zoomed.drawn.singles.length, 7);
+  assert.match(page.url(), new RegExp(`#map=${closer.areaZoom}/`));
+  await page.close();
+});
+
+step('zoomed in: places from within, "Search this area", more places', async () => {
+  const page = await openPage(`${base}/#map=15/${CENTRE.lat + 0.0035}/${CENTRE.lng}`, 'places');
+  const first = await areaSettled(page, 'places');
+  assert.equal(await page.locator('.cluster-bubble').count(), 0, 'no bubbles when zoomed in');
+  const reference = await getJson(`/v1/search/within?bbox=${first.areaBbox}&limit=100`);
+  const names = () => page.locator('#area-results li .name').allTextContents();
+  const markers = () => page.locator('.area-marker.area-place').evaluateAll((els) => els.map((e) => e.title).sort());
+  const paris = PLACES.filter(([id]) => id !== 'f').map(([, name]) => name);
+  assert.deepEqual(await names(), reference.businesses.map((b) => b.name), 'the list is within\'s, in its order');
+  assert.deepEqual(await markers(), [...paris].sort());
+  assert.equal(await page.isHidden('#search-area'), true, 'no "Search this area" before a move');
+  assert.equal(await page.isHidden('#area-more'), true, 'no more places than these');
+  // Seven places 111 m apart: every name fits.
+  assert.equal(await page.locator('.area-marker.area-place:not(.label-hidden)').count(), 7);
+  await waitForText(page, '#area-status', /^7 places in this area\.$/);
+  await shot(page, 'map-places');
+
+  // The user drags the map north-up by 300 px (the view moves south): the button appears and
+  // the old answer stays until it is pressed.
+  const frame = await page.locator('#map').boundingBox();
+  // Left of the column of places, so the drag starts on the map, not on a marker or its label.
+  const [x, y] = [frame.x + frame.width / 2 - 200, frame.y + frame.height / 2];
+  await page.mouse.move(x, y);
+  await page.mouse.down();
+  await page.mouse.move(x, y - 300, { steps: 15 });
+  await page.waitForTimeout(200); // at rest before release: no inertia, a known move
+  await page.mouse.up();
+  await page.waitForSelector('#search-area:not([hidden])');
+  const moved = await mapData(page);
+  assert.notEqual(moved.viewBbox, first.areaBbox);
+  assert.ok(box(moved.viewBbox).north < box(first.viewBbox).north, 'the view moved south');
+  assert.equal(moved.areaBbox, first.areaBbox, 'nothing searched before the button is pressed');
+  assert.equal((await names()).length, 7);
+  await shot(page, 'map-search-this-area-button');
+  await page.click('#search-area');
+  const second = await areaSettled(page, 'places', { after: first.viewBbox });
+  assert.equal(second.areaBbox, moved.viewBbox);
+  const again = await getJson(`/v1/search/within?bbox=${second.areaBbox}&limit=100`);
+  assert.deepEqual(await names(), again.businesses.map((b) => b.name));
+  assert.deepEqual(await markers(), again.businesses.map((b) => b.name).sort());
+  const count = again.businesses.length;
+  assert.ok(count > 0 && count < 7, `the northernmost places left the view: ${count} remain`);
+  assert.equal(await page.isHidden('#search-area'), true);
+  await shot(page, 'map-search-this-area');
+  await page.close();
+
+  // 150 cafés in view: 100 nearest the centre, then the other 50 with "More places".
+  const cafes = await openPage(`${base}/#map=16/52.5218/13.4042`, 'places');
+  const block = await areaSettled(cafes, 'places');
+  const cafeMarkers = () => cafes.locator('.area-marker.area-place').count();
+  assert.equal(await cafeMarkers(), 100);
+  await cafes.waitForSelector('#area-more:not([hidden])');
+  await waitForText(cafes, '#area-status', /^The 100 places nearest the centre of this area; there are more\.$/);
+  const page1 = await getJson(`/v1/search/within?bbox=${block.areaBbox}&limit=100`);
+  assert.deepEqual(
+    await cafes.locator('#area-results li').evaluateAll((els) => els.map((e) => e.dataset.id)),
+    page1.businesses.map((b) => b.id),
+  );
+  await cafes.click('#area-more');
+  await cafes.waitForFunction(() => document.querySelectorAll('.area-marker.area-place').length === 150);
+  await cafes.waitForSelector('#area-more', { state: 'hidden' });
+  const ids = await cafes.locator('#area-results li').evaluateAll((els) => els.map((e) => e.dataset.id));
+  assert.deepEqual([...ids].sort(), BERLIN_PLACES.map(([id]) => id).sort());
+  await waitForText(cafes, '#area-status', /^150 places in this area\.$/);
+  // Names 40 m apart collide at this zoom: some are hidden, and none of those shown overlap.
+  const labels = await cafes.locator('.area-marker:not(.label-hidden) .label').evaluateAll((els) =>
+    els.map((e) => {
+      const r = e.getBoundingClientRect();
+      return { left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+    }),
+  );
+  assert.ok(labels.length > 5 && labels.length < 150, `${labels.length} labels shown`);
+  for (let i = 0; i < labels.length; i += 1) {
+    for (let j = i + 1; j < labels.length; j += 1) {
+      const [a, b] = [labels[i], labels[j]];
+      const overlap = a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+      assert.ok(!overlap, `labels ${i} and ${j} overlap`);
+    }
+  }
+  await shot(cafes, 'map-places-more');
+  await cafes.close();
+});
+
+step('offline at city zoom: a labelled grid, a scale, the country and the places', async () => {
+  const page = await openPage(`${base}/#map=13/48.86/2.35`, 'offline-city');
+  await page.waitForSelector('body[data-basemap="offline"]');
+  const data = await areaSettled(page, 'clusters');
+  const view = box(data.viewBbox);
+  const values = (axis) =>
+    page.locator(`.graticule-${axis} span`).evaluateAll((els, axis) => els.map((e) => Number(e.dataset[axis])), axis);
+  const lats = await values('lat');
+  const lngs = await values('lng');
+  assert.ok(lats.length >= 2 && lngs.length >= 2, `grid labels: ${lats} / ${lngs}`);
+  for (const lat of lats) assert.ok(lat >= view.south && lat <= view.north, `${lat} in ${data.viewBbox}`);
+  for (const lng of lngs) assert.ok(lng >= view.west && lng <= view.east, `${lng} in ${data.viewBbox}`);
+  // Evenly spaced at a round step, labelled in degrees.
+  const [latStep] = data.grid.split(',').map(Number);
+  for (let i = 1; i < lats.length; i += 1) assert.ok(Math.abs(lats[i] - lats[i - 1] - latStep) < 1e-9);
+  assert.match(await page.locator('.graticule-lat span').first().textContent(), /^48\.\d+° N$/);
+  assert.match(await page.locator('.graticule-lng span').first().textContent(), /^2\.\d+° E$/);
+  assert.ok((await page.locator('path.graticule-line').count()) >= lats.length + lngs.length);
+  await waitForText(page, '#basemap-note', /Centre 48\.860° N, 2\.350° E, in France\.$/);
+  assert.match(await page.textContent('.leaflet-control-scale-line'), /\d+ (m|km)/);
+  // And the places: Paris's seven counted in one bubble.
+  assert.deepEqual((await drawnClusters(page)).bubbles.map((b) => b.count), [7]);
+  await shot(page, 'map-offline-city');
+  await page.close();
+});
+
 step('two friends see each other move, then leave', async () => {
   const one = await openPage(base, 'user 1');
   const two = await openPage(base, 'user 2');
@@ -407,7 +716,10 @@ async function main() {
   writeFileSync(
     places,
     'id,name,latitude,longitude,category\n' +
-      PLACES.map(([id, name, k, category]) => `${id},${name},${(CENTRE.lat + k * 0.001).toFixed(4)},${CENTRE.lng},${category}\n`).join(''),
+      PLACES.map(([id, name, k, category]) => `${id},${name},${(CENTRE.lat + k * 0.001).toFixed(4)},${CENTRE.lng},${category}\n`).join('') +
+      [...WORLD_PLACES, ...BERLIN_PLACES]
+        .map(([id, name, lat, lng, category]) => `${id},${name},${lat.toFixed(4)},${lng.toFixed(4)},${category}\n`)
+        .join(''),
   );
   const friends = join(work, 'friends.csv');
   writeFileSync(friends, 'user_id,friend_id\n1,2\n6,7\n');
