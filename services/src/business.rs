@@ -76,22 +76,12 @@ impl BusinessId {
     /// assert!(BusinessId::new(&"x".repeat(65)).is_err());
     /// ```
     pub fn new(id: &str) -> Result<Self, FieldError> {
-        if id.is_empty() || id.len() > MAX_ID_LEN {
-            return Err(FieldError::new(
-                "id",
-                format!("must be 1 to {MAX_ID_LEN} characters"),
-            ));
-        }
-        if !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-        {
-            return Err(FieldError::new(
-                "id",
-                "may only contain letters, digits and . _ : -",
-            ));
-        }
-        Ok(Self(Arc::from(id)))
+        check_id(id).map(|id| Self(Arc::from(id)))
+    }
+
+    /// An id already checked by [`check_id`] (as the catalog's stored ids are).
+    pub(crate) fn trusted(id: &str) -> Self {
+        Self(Arc::from(id))
     }
 
     /// The id as text.
@@ -136,23 +126,12 @@ impl Name {
     /// assert!(Name::new("tab\there").is_err());
     /// ```
     pub fn new(name: &str) -> Result<Self, FieldError> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(FieldError::new("name", "must not be empty"));
-        }
-        if name.chars().count() > MAX_NAME_CHARS {
-            return Err(FieldError::new(
-                "name",
-                format!("must be at most {MAX_NAME_CHARS} characters"),
-            ));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(FieldError::new(
-                "name",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Self(name.into()))
+        check_name(name).map(|name| Self(name.into()))
+    }
+
+    /// A name already checked by [`check_name`].
+    pub(crate) fn trusted(name: &str) -> Self {
+        Self(name.into())
     }
 
     /// The name as text.
@@ -191,23 +170,12 @@ impl Category {
     /// assert!(Category::new("").is_err());
     /// ```
     pub fn new(category: &str) -> Result<Self, FieldError> {
-        let category = category.trim().to_ascii_lowercase();
-        if category.is_empty() || category.chars().count() > MAX_CATEGORY_CHARS {
-            return Err(FieldError::new(
-                "category",
-                format!("must be 1 to {MAX_CATEGORY_CHARS} characters"),
-            ));
-        }
-        if !category
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
-        {
-            return Err(FieldError::new(
-                "category",
-                "may only contain letters, digits, _ and -",
-            ));
-        }
-        Ok(Self(Arc::from(category.as_str())))
+        check_category(category).map(|category| Self(Arc::from(&*category)))
+    }
+
+    /// A category already checked by [`check_category`].
+    pub(crate) fn from_checked(category: &str) -> Self {
+        Self(Arc::from(category))
     }
 
     /// The category as text.
@@ -220,6 +188,110 @@ impl Category {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+impl std::borrow::Borrow<str> for Category {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks an id without copying it: the rules of [`BusinessId::new`].
+///
+/// # Errors
+/// As [`BusinessId::new`].
+///
+/// ```
+/// use nearby_services::business::check_id;
+/// assert_eq!(check_id("a:1")?, "a:1");
+/// assert!(check_id("a b").is_err());
+/// # Ok::<(), nearby_services::business::FieldError>(())
+/// ```
+pub fn check_id(id: &str) -> Result<&str, FieldError> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(FieldError::new(
+            "id",
+            format!("must be 1 to {MAX_ID_LEN} characters"),
+        ));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    {
+        return Err(FieldError::new(
+            "id",
+            "may only contain letters, digits and . _ : -",
+        ));
+    }
+    Ok(id)
+}
+
+/// Checks a name without copying it: the rules of [`Name::new`]; returns it trimmed.
+///
+/// # Errors
+/// As [`Name::new`].
+///
+/// ```
+/// use nearby_services::business::check_name;
+/// assert_eq!(check_name(" Bo ")?, "Bo");
+/// # Ok::<(), nearby_services::business::FieldError>(())
+/// ```
+pub fn check_name(name: &str) -> Result<&str, FieldError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(FieldError::new("name", "must not be empty"));
+    }
+    // Most names are short ASCII: their length in characters is their length in bytes.
+    if name.len() > MAX_NAME_CHARS && name.chars().count() > MAX_NAME_CHARS {
+        return Err(FieldError::new(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(name)
+}
+
+/// Checks a category without copying it unless it must be lowercased: the rules of
+/// [`Category::new`].
+///
+/// # Errors
+/// As [`Category::new`].
+///
+/// ```
+/// use nearby_services::business::check_category;
+/// assert_eq!(check_category("Cafe")?, "cafe");
+/// # Ok::<(), nearby_services::business::FieldError>(())
+/// ```
+pub fn check_category(category: &str) -> Result<std::borrow::Cow<'_, str>, FieldError> {
+    let category = category.trim();
+    if category.is_empty()
+        || (category.len() > MAX_CATEGORY_CHARS && category.chars().count() > MAX_CATEGORY_CHARS)
+    {
+        return Err(FieldError::new(
+            "category",
+            format!("must be 1 to {MAX_CATEGORY_CHARS} characters"),
+        ));
+    }
+    if !category
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+    {
+        return Err(FieldError::new(
+            "category",
+            "may only contain letters, digits, _ and -",
+        ));
+    }
+    Ok(if category.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(category.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(category)
+    })
 }
 
 /// Checks a latitude/longitude pair, naming the field at fault.
@@ -265,4 +337,57 @@ pub struct Business {
     pub position: LatLng,
     /// What kind of business, if known.
     pub category: Option<Category>,
+}
+
+/// A business borrowed from the catalog, whose compact storage holds no [`Business`] values:
+/// what a search page is made of, serialised without copying.
+///
+/// ```
+/// use nearby_services::business::{Business, BusinessId, BusinessRef, Name, position};
+/// let b = Business { id: BusinessId::new("b1")?, name: Name::new("Bar")?, position: position(1.0, 2.0)?, category: None };
+/// let view = BusinessRef::from(&b);
+/// assert_eq!(view.id, "b1");
+/// assert_eq!(view.to_business(), b);
+/// # Ok::<(), nearby_services::business::FieldError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BusinessRef<'a> {
+    /// Unique id.
+    pub id: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Where it is.
+    pub position: LatLng,
+    /// What kind of business, if known.
+    pub category: Option<&'a str>,
+}
+
+impl BusinessRef<'_> {
+    /// An owned copy. The parts were checked when they were stored.
+    ///
+    /// ```
+    /// # use nearby_services::business::{Business, BusinessId, BusinessRef, Name, position};
+    /// let b = Business { id: BusinessId::new("b1")?, name: Name::new("Bar")?, position: position(1.0, 2.0)?, category: None };
+    /// assert_eq!(BusinessRef::from(&b).to_business().name.as_str(), "Bar");
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn to_business(&self) -> Business {
+        Business {
+            id: BusinessId::trusted(self.id),
+            name: Name::trusted(self.name),
+            position: self.position,
+            category: self.category.map(Category::from_checked),
+        }
+    }
+}
+
+impl<'a> From<&'a Business> for BusinessRef<'a> {
+    fn from(business: &'a Business) -> Self {
+        Self {
+            id: business.id.as_str(),
+            name: business.name.as_str(),
+            position: business.position,
+            category: business.category.as_ref().map(Category::as_str),
+        }
+    }
 }

@@ -328,13 +328,13 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
                 let loaded = match &places {
-                    Some(path) => places_file::load(path),
-                    None => places_file::bundled(),
+                    Some(path) => places_file::load_catalog(path, 0),
+                    None => places_file::bundled().map(|places| Catalog::build(places, 0)),
                 };
                 match loaded {
-                    Ok(businesses) => {
-                        let count = businesses.len();
-                        loading_state.install_catalog(Catalog::build(businesses, 0));
+                    Ok(catalog) => {
+                        let count = catalog.len();
+                        loading_state.install_catalog(catalog);
                         tracing::info!(
                             businesses = count,
                             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -5,7 +5,11 @@
 //! A file loads whole or not at all: the first bad row stops the load with an error naming
 //! the file and the line (the feature, for GeoJSON).
 
-use crate::business::{Business, BusinessId, Category, FieldError, Name, position};
+use crate::business::{
+    Business, BusinessId, BusinessRef, Category, FieldError, Name, check_category, check_id,
+    check_name, position,
+};
+use crate::catalog::{Catalog, CatalogBuilder};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -82,6 +86,31 @@ pub fn parse_csv(
     reader: impl std::io::Read,
     path: &Path,
 ) -> Result<Vec<Business>, PlacesFileError> {
+    let mut places = Vec::new();
+    visit_csv(reader, path, |business| places.push(business.to_business()))?;
+    Ok(places)
+}
+
+/// Reads CSV place rows one at a time, handing each, checked, to `row`: nothing is kept, so
+/// a file of any size streams through in constant memory. Returns the number of rows.
+///
+/// # Errors
+/// A missing required column, or the first bad row (rows before it were already handed
+/// over).
+///
+/// ```
+/// use nearby_services::places_file::visit_csv;
+/// let csv = "id,name,latitude,longitude,category\na,A,1,2,Cafe\n";
+/// let mut seen = Vec::new();
+/// visit_csv(csv.as_bytes(), "p.csv".as_ref(), |b| seen.push((b.id.to_owned(), b.category.map(str::to_owned))))?;
+/// assert_eq!(seen, [("a".to_owned(), Some("cafe".to_owned()))]);
+/// # Ok::<(), nearby_services::places_file::PlacesFileError>(())
+/// ```
+pub fn visit_csv(
+    reader: impl std::io::Read,
+    path: &Path,
+    mut row: impl FnMut(BusinessRef<'_>),
+) -> Result<u64, PlacesFileError> {
     let error = |line: u64, message: String| PlacesFileError {
         path: path.to_path_buf(),
         line,
@@ -89,6 +118,7 @@ pub fn parse_csv(
     };
     let mut csv = csv::ReaderBuilder::new()
         .flexible(false)
+        .buffer_capacity(1 << 16)
         .from_reader(reader);
     let headers = csv
         .headers()
@@ -114,35 +144,95 @@ pub fn parse_csv(
         required("longitude")?,
     );
     let category = column("category");
-    let mut places = Vec::new();
-    for record in csv.records() {
-        let record = record.map_err(|err| {
-            let line = err.position().map_or(0, csv::Position::line);
-            error(line, format!("unreadable row: {err}"))
-        })?;
+    // One record reused for every row: no allocation per row.
+    let mut record = csv::ByteRecord::new();
+    let mut rows = 0;
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => return Ok(rows),
+            Err(err) => {
+                let line = err.position().map_or(0, csv::Position::line);
+                return Err(error(line, format!("unreadable row: {err}")));
+            }
+        }
         let line = record.position().map_or(0, csv::Position::line);
-        let field = |i: usize| record.get(i).unwrap_or("");
-        let number = |i: usize, field_name: &'static str| {
-            field(i)
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| FieldError::new(field_name, format!("{:?} is not a number", field(i))))
-        };
-        let business = (|| {
-            Ok::<_, FieldError>(Business {
-                id: BusinessId::new(field(id).trim())?,
-                name: Name::new(field(name))?,
-                position: position(number(lat, "latitude")?, number(lng, "longitude")?)?,
-                category: match category.map(field).map(str::trim) {
-                    None | Some("") => None,
-                    Some(c) => Some(Category::new(c)?),
+        let checked = (|| {
+            let field = |i: usize, field_name: &'static str| {
+                std::str::from_utf8(record.get(i).unwrap_or_default())
+                    .map_err(|_| FieldError::new(field_name, "is not valid UTF-8"))
+            };
+            let number = |i: usize, field_name: &'static str| {
+                let text = field(i, field_name)?;
+                text.trim()
+                    .parse::<f64>()
+                    .map_err(|_| FieldError::new(field_name, format!("{text:?} is not a number")))
+            };
+            let category = match category {
+                None => None,
+                Some(i) => match field(i, "category")?.trim() {
+                    "" => None,
+                    c => Some(check_category(c)?),
                 },
-            })
-        })()
-        .map_err(|err| error(line, err.to_string()))?;
-        places.push(business);
+            };
+            Ok::<_, FieldError>((
+                check_id(field(id, "id")?.trim())?,
+                check_name(field(name, "name")?)?,
+                position(number(lat, "latitude")?, number(lng, "longitude")?)?,
+                category,
+            ))
+        })();
+        let (id, name, position, category) = checked.map_err(|err| error(line, err.to_string()))?;
+        row(BusinessRef {
+            id,
+            name,
+            position,
+            category: category.as_deref(),
+        });
+        rows += 1;
     }
-    Ok(places)
+}
+
+/// Loads a place file straight into a catalog, every business at `revision`: CSV streams
+/// row by row into the catalog's compact storage (no intermediate list of businesses), so
+/// memory during the load stays close to the catalog's own.
+///
+/// # Errors
+/// As [`load`].
+///
+/// ```
+/// let err = nearby_services::places_file::load_catalog("/no/such/file.csv".as_ref(), 0);
+/// assert!(err.is_err());
+/// ```
+pub fn load_catalog(path: &Path, revision: i64) -> Result<Catalog, PlacesFileError> {
+    use std::io::{BufRead, BufReader};
+    let error = |message: String| PlacesFileError {
+        path: path.to_path_buf(),
+        line: 0,
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|err| error(err.to_string()))?;
+    let size = file.metadata().map_or(0, |m| m.len());
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let first = reader
+        .fill_buf()
+        .map_err(|err| error(err.to_string()))?
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .copied();
+    let is_json = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("geojson" | "json")
+    ) || first == Some(b'{');
+    if is_json {
+        return load(path).map(|places| Catalog::build(places, revision));
+    }
+    // Estimates only (about 56 bytes a row, half of it id and name); room reserved but never
+    // written costs no memory, and the builder gives back what is left over.
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let mut builder = CatalogBuilder::with_capacity(size / 48, size / 2);
+    visit_csv(reader, path, |business| builder.push(business, revision))?;
+    Ok(builder.finish())
 }
 
 /// Parses a GeoJSON FeatureCollection of Points.

@@ -374,10 +374,7 @@ impl AppState {
                 }
                 Change::Subscribed => {
                     held = Some(if self.is_ready() {
-                        self.catalog()
-                            .revisions()
-                            .map(|(id, revision)| (id.clone(), revision))
-                            .collect()
+                        self.catalog().revisions().collect()
                     } else {
                         HashMap::new()
                     });

@@ -115,7 +115,7 @@ pub async fn read(
     let business = catalog
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("no business with id {id:?}")))?;
-    Ok(Json(BusinessBody::from(business)))
+    Ok(Json(BusinessBody::from(&business)))
 }
 
 /// Creates or replaces the business at this id: `201` when created, `200` when replaced.

@@ -94,7 +94,9 @@ pub(crate) fn answer(
     print: u64,
 ) -> Result<Response, ApiError> {
     super::ready(state)?;
-    let page = state.catalog().search(request);
+    let catalog = state.catalog();
+    let page = catalog.search(request);
+    // Rendered under the read lock, from the catalog's own bytes; nothing here awaits.
     Ok(respond(headers, page, print))
 }
 
@@ -210,11 +212,11 @@ fn response(page: SearchPage, print: u64) -> SearchResponse {
             .hits
             .into_iter()
             .map(|hit| SearchHit {
-                id: hit.business.id.to_string(),
-                name: hit.business.name.as_str().to_owned(),
+                id: hit.business.id.to_owned(),
+                name: hit.business.name.to_owned(),
                 latitude: hit.business.position.lat(),
                 longitude: hit.business.position.lng(),
-                category: hit.business.category.map(|c| c.as_str().to_owned()),
+                category: hit.business.category.map(str::to_owned),
                 distance_m: hit.distance_m,
             })
             .collect(),
@@ -230,14 +232,14 @@ fn geojson(page: SearchPage, print: u64) -> impl IntoResponse {
         .map(|hit| {
             json!({
                 "type": "Feature",
-                "id": hit.business.id.as_str(),
+                "id": hit.business.id,
                 "geometry": {
                     "type": "Point",
                     "coordinates": [hit.business.position.lng(), hit.business.position.lat()],
                 },
                 "properties": {
-                    "name": hit.business.name.as_str(),
-                    "category": hit.business.category.as_ref().map(Category::as_str),
+                    "name": hit.business.name,
+                    "category": hit.business.category,
                     "distance_m": hit.distance_m,
                 },
             })

@@ -2,12 +2,16 @@
 //! through it.
 //!
 //! The geo index works with dense integer entry ids; the catalog maps business ids onto them
-//! (reusing freed ones) and keeps the records. Every change carries a revision, and a change
-//! older than what the catalog already holds for that id is ignored, so the local write path
-//! and the database change feed can both apply the same change in any order.
+//! (reusing freed ones) and keeps the records, compactly (see [`records`]). Every change
+//! carries a revision, and a change older than what the catalog already holds for that id is
+//! ignored, so the local write path and the database change feed can both apply the same
+//! change in any order.
 
-use crate::business::{Business, BusinessId, Category};
+mod records;
+
+use crate::business::{Business, BusinessId, BusinessRef, Category};
 use geo_index::{EntryId, Keyset, LatLng, Query, Region, SpatialIndex, Tag, Tile};
+use records::{NewRecord, Records};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -92,20 +96,20 @@ impl SearchRequest {
     }
 }
 
-/// One search result.
+/// One search result, borrowed from the catalog.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Hit {
+pub struct Hit<'a> {
     /// The business.
-    pub business: Business,
+    pub business: BusinessRef<'a>,
     /// Great-circle distance from the centre, metres.
     pub distance_m: f64,
 }
 
 /// A page of results and where the next one starts.
 #[derive(Clone, Debug, PartialEq)]
-pub struct SearchPage {
+pub struct SearchPage<'a> {
     /// Nearest first, ties by id.
-    pub hits: Vec<Hit>,
+    pub hits: Vec<Hit<'a>>,
     /// The `(distance, id)` to resume after, when more results exist.
     pub next: Option<(f64, BusinessId)>,
 }
@@ -134,12 +138,6 @@ pub enum Applied {
     Stale,
 }
 
-#[derive(Clone, Debug)]
-struct Record {
-    business: Business,
-    revision: i64,
-}
-
 /// Every business, indexed. Not synchronised: the service wraps it in a lock.
 ///
 /// ```
@@ -159,9 +157,7 @@ struct Record {
 #[derive(Default)]
 pub struct Catalog {
     index: PlacesIndex,
-    records: Vec<Option<Record>>,
-    entries: HashMap<BusinessId, EntryId>,
-    free: Vec<EntryId>,
+    records: Records,
     tombstones: HashMap<BusinessId, i64>,
     tombstone_order: VecDeque<BusinessId>,
     /// The index tag of each category seen: the first 63 get one each (a search for them
@@ -169,6 +165,85 @@ pub struct Catalog {
     /// ones share [`Tag::UNTAGGED`] with businesses without a category, and are told apart
     /// by a per-business check.
     tags: HashMap<Category, Tag>,
+}
+
+/// Builds a catalog from a stream of businesses (a place file, a database snapshot) without
+/// holding them all as values first: each is stored compactly as it arrives, and the index is
+/// built in bulk at the end.
+///
+/// ```
+/// use nearby_services::business::{BusinessRef, position};
+/// use nearby_services::catalog::CatalogBuilder;
+/// let mut builder = CatalogBuilder::with_capacity(1, 16);
+/// builder.push(BusinessRef { id: "a", name: "A", position: position(1.0, 2.0)?, category: Some("cafe") }, 3);
+/// let catalog = builder.finish();
+/// assert_eq!(catalog.len(), 1);
+/// # Ok::<(), nearby_services::business::FieldError>(())
+/// ```
+pub struct CatalogBuilder {
+    catalog: Catalog,
+    points: Vec<(EntryId, LatLng, Tag)>,
+}
+
+impl CatalogBuilder {
+    /// A builder with room for `count` businesses with `text_bytes` of ids and names in all
+    /// (estimates; both grow as needed).
+    ///
+    /// ```
+    /// # use nearby_services::catalog::CatalogBuilder;
+    /// assert!(CatalogBuilder::with_capacity(0, 0).finish().is_empty());
+    /// ```
+    pub fn with_capacity(count: usize, text_bytes: usize) -> Self {
+        let mut catalog = Catalog::default();
+        catalog.records.reserve(count, text_bytes);
+        Self {
+            catalog,
+            points: Vec::with_capacity(count),
+        }
+    }
+
+    /// Adds a business whose parts were checked (as [`crate::business`] checks them). A
+    /// repeated id keeps its last record.
+    ///
+    /// ```
+    /// # use nearby_services::business::{BusinessRef, position};
+    /// # use nearby_services::catalog::CatalogBuilder;
+    /// let mut builder = CatalogBuilder::with_capacity(2, 0);
+    /// let here = position(0.0, 0.0)?;
+    /// builder.push(BusinessRef { id: "a", name: "First", position: here, category: None }, 1);
+    /// builder.push(BusinessRef { id: "a", name: "Second", position: here, category: None }, 2);
+    /// assert_eq!(builder.finish().len(), 1);
+    /// # Ok::<(), nearby_services::business::FieldError>(())
+    /// ```
+    pub fn push(&mut self, business: BusinessRef<'_>, revision: i64) {
+        let tag = match business.category {
+            None => Tag::UNTAGGED,
+            Some(category) => match self.catalog.tags.get(category) {
+                Some(&tag) => tag,
+                None => self
+                    .catalog
+                    .tag_for(Some(&Category::from_checked(category))),
+            },
+        };
+        let (entry, _) = self.catalog.records.put(NewRecord {
+            id: business.id,
+            name: business.name,
+            category: business.category,
+            revision,
+        });
+        self.points.push((entry, business.position, tag));
+    }
+
+    /// The catalog, its index built bottom-up in one pass.
+    pub fn finish(self) -> Catalog {
+        let Self {
+            mut catalog,
+            points,
+        } = self;
+        catalog.records.shrink_to_fit();
+        catalog.index = PlacesIndex::build_tagged(points);
+        catalog
+    }
 }
 
 /// How a category narrows a search or a count.
@@ -236,25 +311,12 @@ impl Catalog {
     /// # Ok::<(), nearby_services::business::FieldError>(())
     /// ```
     pub fn build_revisions(businesses: impl IntoIterator<Item = (Business, i64)>) -> Self {
-        let mut catalog = Catalog::default();
         let businesses = businesses.into_iter();
-        let mut points = Vec::with_capacity(businesses.size_hint().0);
+        let mut builder = CatalogBuilder::with_capacity(businesses.size_hint().0, 0);
         for (business, revision) in businesses {
-            let position = business.position;
-            let entry = match catalog.entries.get(&business.id) {
-                Some(&entry) => entry,
-                None => {
-                    let entry = catalog.next_entry();
-                    catalog.entries.insert(business.id.clone(), entry);
-                    entry
-                }
-            };
-            let tag = catalog.tag_for(business.category.as_ref());
-            catalog.set_record(entry, Record { business, revision });
-            points.push((entry, position, tag));
+            builder.push(BusinessRef::from(&business), revision);
         }
-        catalog.index = PlacesIndex::build_tagged(points);
-        catalog
+        builder.finish()
     }
 
     /// Number of businesses.
@@ -264,7 +326,7 @@ impl Catalog {
     /// assert!(Catalog::default().is_empty());
     /// ```
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.records.len()
     }
 
     /// True when there is no business.
@@ -274,7 +336,17 @@ impl Catalog {
     /// assert_eq!(Catalog::default().len(), 0);
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.records.len() == 0
+    }
+
+    /// Heap bytes held by the records and the index (what `/metrics` reports per business).
+    ///
+    /// ```
+    /// # use nearby_services::catalog::Catalog;
+    /// assert!(Catalog::default().heap_bytes() < 4096);
+    /// ```
+    pub fn heap_bytes(&self) -> usize {
+        self.records.heap_bytes() + self.index.heap_bytes()
     }
 
     /// The business with this id.
@@ -285,9 +357,9 @@ impl Catalog {
     /// assert!(Catalog::default().get(&BusinessId::new("x")?).is_none());
     /// # Ok::<(), nearby_services::business::FieldError>(())
     /// ```
-    pub fn get(&self, id: &BusinessId) -> Option<&Business> {
-        let entry = *self.entries.get(id)?;
-        self.record(entry).map(|r| &r.business)
+    pub fn get(&self, id: &BusinessId) -> Option<Business> {
+        let entry = self.records.entry_of(id.as_str())?;
+        self.view(entry).map(|b| b.to_business())
     }
 
     /// The revision the catalog holds for `id` (a deletion's, if it was deleted recently).
@@ -299,8 +371,8 @@ impl Catalog {
     /// # Ok::<(), nearby_services::business::FieldError>(())
     /// ```
     pub fn revision(&self, id: &BusinessId) -> Option<i64> {
-        match self.entries.get(id) {
-            Some(&entry) => self.record(entry).map(|r| r.revision),
+        match self.records.entry_of(id.as_str()) {
+            Some(entry) => self.records.revision(entry),
             None => self.tombstones.get(id).copied(),
         }
     }
@@ -321,10 +393,9 @@ impl Catalog {
         // then the change feed): harmless. A deletion at the same revision is not: the delete
         // carries the revision of the row it deleted.
         let held = self
-            .entries
-            .get(&business.id)
-            .and_then(|&e| self.record(e))
-            .map(|r| r.revision);
+            .records
+            .entry_of(business.id.as_str())
+            .and_then(|e| self.records.revision(e));
         if held.is_some_and(|held| held > revision)
             || self
                 .tombstones
@@ -334,24 +405,13 @@ impl Catalog {
             return Applied::Stale;
         }
         self.tombstones.remove(&business.id);
-        let position = business.position;
+        let previous = self.get(&business.id);
         let tag = self.tag_for(business.category.as_ref());
-        match self.entries.get(&business.id) {
-            Some(&entry) => {
-                let previous = self.set_record(entry, Record { business, revision });
-                self.index.insert_tagged(entry, position, tag);
-                match previous {
-                    Some(previous) => Applied::Replaced(previous.business),
-                    None => Applied::Created,
-                }
-            }
-            None => {
-                let entry = self.next_entry();
-                self.entries.insert(business.id.clone(), entry);
-                self.set_record(entry, Record { business, revision });
-                self.index.insert_tagged(entry, position, tag);
-                Applied::Created
-            }
+        let (entry, _) = self.records.put(NewRecord::from((&business, revision)));
+        self.index.insert_tagged(entry, business.position, tag);
+        match previous {
+            Some(previous) => Applied::Replaced(previous),
+            None => Applied::Created,
         }
     }
 
@@ -373,13 +433,10 @@ impl Catalog {
             return None;
         }
         self.remember_deletion(id.clone(), revision);
-        let entry = self.entries.remove(id)?;
+        let previous = self.get(id)?;
+        let entry = self.records.remove(id.as_str())?;
         self.index.remove(entry);
-        self.free.push(entry);
-        self.records
-            .get_mut(entry as usize)
-            .and_then(Option::take)
-            .map(|r| r.business)
+        Some(previous)
     }
 
     /// One page of the businesses within the radius, nearest first, ties by id.
@@ -396,17 +453,14 @@ impl Catalog {
     /// assert!(page.hits.is_empty() && page.next.is_none());
     /// # Ok::<(), nearby_services::business::FieldError>(())
     /// ```
-    pub fn search(&self, request: &SearchRequest) -> SearchPage {
+    pub fn search(&self, request: &SearchRequest) -> SearchPage<'_> {
         let empty = SearchPage {
             hits: Vec::new(),
             next: None,
         };
         let wanted = request.category.as_ref();
         let in_category = |entry: EntryId| {
-            wanted.is_none_or(|wanted| {
-                self.record(entry)
-                    .is_some_and(|r| r.business.category.as_ref() == Some(wanted))
-            })
+            wanted.is_none_or(|wanted| self.records.category(entry) == Some(wanted.as_str()))
         };
         let Ok(mut query) = Query::within(request.centre, request.radius_m) else {
             return empty;
@@ -432,12 +486,12 @@ impl Catalog {
         let limit = request.limit.max(1);
         let mut found: Vec<Hit> = Vec::with_capacity(limit + 1);
         for neighbour in self.index.search(query) {
-            let Some(record) = self.record(neighbour.id) else {
+            let Some(business) = self.records.view(neighbour.id, neighbour.position) else {
                 continue;
             };
             if let Some((distance_m, id)) = &request.after
                 && neighbour.distance_m == *distance_m
-                && record.business.id <= *id
+                && business.id <= id.as_str()
             {
                 continue;
             }
@@ -449,20 +503,20 @@ impl Catalog {
                 break;
             }
             found.push(Hit {
-                business: record.business.clone(),
+                business,
                 distance_m: neighbour.distance_m,
             });
         }
         found.sort_by(|a, b| {
             a.distance_m
                 .total_cmp(&b.distance_m)
-                .then_with(|| a.business.id.cmp(&b.business.id))
+                .then_with(|| a.business.id.cmp(b.business.id))
         });
         let next = if found.len() > limit {
             found.truncate(limit);
             found
                 .last()
-                .map(|hit| (hit.distance_m, hit.business.id.clone()))
+                .map(|hit| (hit.distance_m, BusinessId::trusted(hit.business.id)))
         } else {
             None
         };
@@ -495,10 +549,7 @@ impl Catalog {
         category: Option<&Category>,
     ) -> Result<Vec<ClusterHit>, geo_index::Error> {
         let in_category = |entry: EntryId| {
-            category.is_none_or(|wanted| {
-                self.record(entry)
-                    .is_some_and(|r| r.business.category.as_ref() == Some(wanted))
-            })
+            category.is_none_or(|wanted| self.records.category(entry) == Some(wanted.as_str()))
         };
         let (filter, tag): (Option<&dyn Fn(EntryId) -> bool>, Option<Tag>) =
             match self.selection(category) {
@@ -520,8 +571,8 @@ impl Catalog {
                 position: cluster.centroid(),
                 business: cluster
                     .single
-                    .and_then(|entry| self.record(entry))
-                    .map(|r| r.business.clone()),
+                    .and_then(|entry| self.view(entry))
+                    .map(|b| b.to_business()),
             })
             .collect())
     }
@@ -532,8 +583,11 @@ impl Catalog {
     /// # use nearby_services::catalog::Catalog;
     /// assert_eq!(Catalog::default().iter().count(), 0);
     /// ```
-    pub fn iter(&self) -> impl Iterator<Item = &Business> {
-        self.records.iter().flatten().map(|r| &r.business)
+    pub fn iter(&self) -> impl Iterator<Item = Business> + '_ {
+        self.records
+            .entries()
+            .filter_map(|entry| self.view(entry))
+            .map(|b| b.to_business())
     }
 
     /// Every business id with the revision held for it, in no particular order.
@@ -542,31 +596,16 @@ impl Catalog {
     /// # use nearby_services::catalog::Catalog;
     /// assert_eq!(Catalog::default().revisions().count(), 0);
     /// ```
-    pub fn revisions(&self) -> impl Iterator<Item = (&BusinessId, i64)> {
-        self.records
-            .iter()
-            .flatten()
-            .map(|r| (&r.business.id, r.revision))
-    }
-
-    fn record(&self, entry: EntryId) -> Option<&Record> {
-        self.records.get(entry as usize).and_then(Option::as_ref)
-    }
-
-    fn set_record(&mut self, entry: EntryId, record: Record) -> Option<Record> {
-        let index = entry as usize;
-        if index >= self.records.len() {
-            self.records.resize_with(index + 1, || None);
-        }
-        self.records[index].replace(record)
-    }
-
-    fn next_entry(&mut self) -> EntryId {
-        self.free.pop().unwrap_or_else(|| {
-            // Entry ids are dense: one per live business plus freed ones awaiting reuse, far
-            // below 2^32 for any catalog that fits in memory.
-            EntryId::try_from(self.records.len()).unwrap_or(EntryId::MAX)
+    pub fn revisions(&self) -> impl Iterator<Item = (BusinessId, i64)> + '_ {
+        self.records.entries().filter_map(|entry| {
+            let id = self.records.id(entry)?;
+            Some((BusinessId::trusted(id), self.records.revision(entry)?))
         })
+    }
+
+    /// Entry `entry`'s business, its position from the index.
+    fn view(&self, entry: EntryId) -> Option<BusinessRef<'_>> {
+        self.records.view(entry, self.index.get(entry)?)
     }
 
     fn remember_deletion(&mut self, id: BusinessId, revision: i64) {
@@ -647,7 +686,7 @@ mod tests {
         request.category = Some(Category::new("bar").unwrap());
         let page = catalog.search(&request);
         assert_eq!(page.hits.len(), 1);
-        assert_eq!(page.hits[0].business.id.as_str(), "b");
+        assert_eq!(page.hits[0].business.id, "b");
 
         // A late, older change is ignored; a delete leaves a tombstone.
         assert_eq!(
