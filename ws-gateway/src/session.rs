@@ -835,6 +835,15 @@ impl Session {
             }
             match event {
                 Event::Location(fix) => {
+                    // A fix this session already holds (the snapshot read it from the cache
+                    // while the same fix waited in the mailbox; a message delivered twice) or
+                    // an older one (overtaken on the way) is not news: nothing to push, and
+                    // the friend's expiry stays what the held fix's age makes it.
+                    if self.known.get(&friend).is_some_and(|held| {
+                        held.fix == fix || fix.timestamp_ms < held.fix.timestamp_ms
+                    }) {
+                        continue;
+                    }
                     let allowed = self.may_see(friend, now_ms, fresh);
                     let known = *self.remember(friend, fix, now + ttl);
                     let Some(me) = me else { continue };
@@ -1665,6 +1674,51 @@ mod tests {
         bob.task.await.unwrap();
         assert_eq!(alice.sent(3).await[2]["type"], "friend_gone");
         assert_eq!(gateway.metrics().sessions.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_fix_delivered_again_or_late_is_not_pushed_again() {
+        let gateway = gateway(GatewayConfig::default(), &[(1, 2)]).await;
+        let alice = Client::open(&gateway, 1, false).await;
+        let first = Fix {
+            position: LatLng::new(10.001, 20.0).unwrap(),
+            timestamp_ms: clock::now_ms(),
+        };
+        gateway.cache().set(2, first).await.unwrap();
+        alice.locate(10.0, 20.0).await;
+        let snapshot = alice.sent(1).await;
+        assert_eq!(snapshot[0]["friends"][0]["user_id"], 2, "{snapshot:?}");
+        // The fix the snapshot showed arrives again, then an older one: both are dropped.
+        let older = Fix {
+            position: LatLng::new(10.002, 20.0).unwrap(),
+            timestamp_ms: first.timestamp_ms - 1_000,
+        };
+        // (One at a time: the mailbox keeps only the latest event per friend.)
+        for fix in [first, older, first] {
+            gateway
+                .bus()
+                .publish(Topic::Location(2), Event::Location(fix))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Then a newer one, which must arrive after them: a late duplicate would be seen
+        // before it, since the mailbox is read in order.
+        let newer = Fix {
+            position: LatLng::new(10.003, 20.0).unwrap(),
+            timestamp_ms: first.timestamp_ms + 1,
+        };
+        gateway
+            .bus()
+            .publish(Topic::Location(2), Event::Location(newer))
+            .await
+            .unwrap();
+        let pushed = alice
+            .wait_for(1, Duration::from_secs(5), is_location_of(2))
+            .await;
+        assert_eq!(pushed["latitude"], 10.003, "{:?}", alice.messages());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(alice.messages().len(), 2, "{:?}", alice.messages());
     }
 
     #[tokio::test]
