@@ -193,3 +193,38 @@ impl Metrics {
         out
     }
 }
+
+/// The catalog's memory and load time, appended to the exposition text: heap bytes of the
+/// records and the index, the same per business, and seconds from start to ready (absent
+/// while loading).
+///
+/// ```
+/// let mut text = String::new();
+/// nearby_services::metrics::render_catalog(&mut text, 4, 400, Some(1.5));
+/// assert!(text.contains("nearby_catalog_bytes_per_business 100"));
+/// assert!(text.contains("nearby_catalog_load_seconds 1.5"));
+/// ```
+pub fn render_catalog(out: &mut String, businesses: usize, heap_bytes: usize, load_s: Option<f64>) {
+    out.push_str(
+        "# HELP nearby_catalog_heap_bytes Heap bytes of the catalog (records and geo index).\n",
+    );
+    out.push_str("# TYPE nearby_catalog_heap_bytes gauge\n");
+    let _ = writeln!(out, "nearby_catalog_heap_bytes {heap_bytes}");
+    out.push_str(
+        "# HELP nearby_catalog_bytes_per_business Catalog heap bytes over the businesses it holds.\n",
+    );
+    out.push_str("# TYPE nearby_catalog_bytes_per_business gauge\n");
+    let per_business = if businesses == 0 {
+        0.0
+    } else {
+        heap_bytes as f64 / businesses as f64
+    };
+    let _ = writeln!(out, "nearby_catalog_bytes_per_business {per_business}");
+    if let Some(load_s) = load_s {
+        out.push_str(
+            "# HELP nearby_catalog_load_seconds Seconds from start until the catalog was loaded and the service ready.\n",
+        );
+        out.push_str("# TYPE nearby_catalog_load_seconds gauge\n");
+        let _ = writeln!(out, "nearby_catalog_load_seconds {load_s}");
+    }
+}

@@ -10,6 +10,7 @@ use crate::business::{
     check_name, position,
 };
 use crate::catalog::{Catalog, CatalogBuilder};
+use geo_index::LatLng;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -214,12 +215,12 @@ pub fn load_catalog(path: &Path, revision: i64) -> Result<Catalog, PlacesFileErr
     let file = std::fs::File::open(path).map_err(|err| error(err.to_string()))?;
     let size = file.metadata().map_or(0, |m| m.len());
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let first = reader
-        .fill_buf()
-        .map_err(|err| error(err.to_string()))?
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .copied();
+    let head = reader.fill_buf().map_err(|err| error(err.to_string()))?;
+    let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    // Rows in the file, estimated from the first megabyte: the id table is sized once
+    // instead of growing (each growth re-hashes every id read so far).
+    let lines_in_head = head.iter().filter(|&&b| b == b'\n').count().max(1);
+    let bytes_per_row = (head.len() / lines_in_head).max(8) as u64;
     let is_json = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("geojson" | "json")
@@ -227,12 +228,87 @@ pub fn load_catalog(path: &Path, revision: i64) -> Result<Catalog, PlacesFileErr
     if is_json {
         return load(path).map(|places| Catalog::build(places, revision));
     }
-    // Estimates only (about 56 bytes a row, half of it id and name); room reserved but never
-    // written costs no memory, and the builder gives back what is left over.
-    let size = usize::try_from(size).unwrap_or(usize::MAX);
-    let mut builder = CatalogBuilder::with_capacity(size / 48, size / 2);
-    visit_csv(reader, path, |business| builder.push(business, revision))?;
-    Ok(builder.finish())
+    // Estimates only; room reserved but never written costs little memory, and the builder
+    // gives back what is left over.
+    let rows = usize::try_from(size / bytes_per_row + size / bytes_per_row / 50).unwrap_or(0);
+    let text_bytes = usize::try_from(size / 2).unwrap_or(0);
+    let mut builder = CatalogBuilder::with_capacity(rows, text_bytes);
+    // Two stages on two threads: this one parses and checks rows, the other stores them (the
+    // id table's random memory accesses are the other half of the work). Batches keep the
+    // hand-over cheap; the bounded channel keeps parsing from running far ahead.
+    let (batches, received) = std::sync::mpsc::sync_channel::<Batch>(4);
+    std::thread::scope(|scope| {
+        let storing = scope.spawn(move || {
+            for batch in received {
+                batch.each(|business| builder.push(business, revision));
+            }
+            builder
+        });
+        let mut batch = Batch::default();
+        let parsed = visit_csv(reader, path, |business| {
+            batch.push(business);
+            if batch.rows.len() == Batch::ROWS {
+                // The receiver only goes away if the storing thread died; its panic is
+                // re-raised by the join below.
+                let _ = batches.send(std::mem::take(&mut batch));
+            }
+        });
+        let _ = batches.send(batch);
+        drop(batches);
+        let builder = storing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        parsed.map(|_| builder.finish())
+    })
+}
+
+/// Checked rows handed from the parsing thread to the storing one: their text back to back,
+/// and where each part ends.
+#[derive(Default)]
+struct Batch {
+    text: String,
+    rows: Vec<BatchRow>,
+}
+
+struct BatchRow {
+    id_end: usize,
+    name_end: usize,
+    /// Equal to `name_end` when there is no category (an empty one is never valid).
+    category_end: usize,
+    position: LatLng,
+}
+
+impl Batch {
+    const ROWS: usize = 4096;
+
+    fn push(&mut self, business: BusinessRef<'_>) {
+        self.text.push_str(business.id);
+        let id_end = self.text.len();
+        self.text.push_str(business.name);
+        let name_end = self.text.len();
+        self.text.push_str(business.category.unwrap_or(""));
+        self.rows.push(BatchRow {
+            id_end,
+            name_end,
+            category_end: self.text.len(),
+            position: business.position,
+        });
+    }
+
+    fn each(&self, mut business: impl FnMut(BusinessRef<'_>)) {
+        let mut start = 0;
+        for row in &self.rows {
+            let part = |from: usize, to: usize| self.text.get(from..to).unwrap_or("");
+            business(BusinessRef {
+                id: part(start, row.id_end),
+                name: part(row.id_end, row.name_end),
+                position: row.position,
+                category: (row.category_end > row.name_end)
+                    .then(|| part(row.name_end, row.category_end)),
+            });
+            start = row.category_end;
+        }
+    }
 }
 
 /// Parses a GeoJSON FeatureCollection of Points.
@@ -417,6 +493,40 @@ mod tests {
         assert!(err.to_string().contains("Point"));
         let err = parse_geojson(b"not json", path).unwrap_err();
         assert_eq!(err.line, 0);
+    }
+
+    #[test]
+    fn load_catalog_streams_every_row_in_batches_and_stops_at_a_bad_one() {
+        let dir = std::env::temp_dir().join(format!("nearby-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("places.csv");
+        // More rows than a batch, an id repeated (the last row wins), rows with and without
+        // a category.
+        let mut text = String::from("id,name,latitude,longitude,category\n");
+        for i in 0..10_000 {
+            let category = if i % 3 == 0 { "" } else { "Cafe" };
+            text.push_str(&format!("p{i},Place {i},{},{},{category}\n", i % 80, i % 170));
+        }
+        text.push_str("p7,Moved,1.5,2.5,bar\n");
+        std::fs::write(&path, &text).unwrap();
+        let catalog = load_catalog(&path, 4).unwrap();
+        assert_eq!(catalog.len(), 10_000);
+        let id = |s: &str| BusinessId::new(s).unwrap();
+        let moved = catalog.get(&id("p7")).unwrap();
+        assert_eq!((moved.name.as_str(), moved.position.lat()), ("Moved", 1.5));
+        assert_eq!(moved.category.as_ref().map(Category::as_str), Some("bar"));
+        let plain = catalog.get(&id("p9999")).unwrap();
+        assert_eq!((plain.name.as_str(), plain.category), ("Place 9999", None));
+        assert_eq!(catalog.revision(&id("p5000")), Some(4));
+
+        text.push_str("p10001,Bad,95,0,\n");
+        std::fs::write(&path, &text).unwrap();
+        let Err(err) = load_catalog(&path, 4) else {
+            panic!("a bad row must stop the load")
+        };
+        assert_eq!(err.line, 10_003, "{err}");
+        assert!(err.message.contains("latitude"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -75,6 +75,10 @@ struct Inner {
     gateway: OnceLock<Gateway>,
     development: AtomicBool,
     tile_url: OnceLock<String>,
+    /// When the state was made (the process start, for the binary).
+    created: std::time::Instant,
+    /// Seconds from [`Inner::created`] to the first catalog install, once ready.
+    load_time_s: OnceLock<f64>,
 }
 
 /// Why a write did not happen. In every case nothing was changed.
@@ -110,6 +114,8 @@ impl AppState {
                 gateway: OnceLock::new(),
                 development: AtomicBool::new(false),
                 tile_url: OnceLock::new(),
+                created: std::time::Instant::now(),
+                load_time_s: OnceLock::new(),
             }),
         }
     }
@@ -124,7 +130,25 @@ impl AppState {
     /// ```
     pub fn install_catalog(&self, catalog: Catalog) {
         *self.catalog_mut() = catalog;
+        let _ = self
+            .inner
+            .load_time_s
+            .set(self.inner.created.elapsed().as_secs_f64());
         self.inner.ready.store(true, Ordering::Release);
+    }
+
+    /// Seconds from start to the first catalog install (`None` while loading).
+    ///
+    /// ```
+    /// # use nearby_services::{auth::Secret, catalog::Catalog, state::AppState, store::Store};
+    /// # let state = AppState::new(Store::memory(), Secret::new(vec![1; 32])?, Default::default());
+    /// assert!(state.load_time_s().is_none());
+    /// state.install_catalog(Catalog::default());
+    /// assert!(state.load_time_s().is_some());
+    /// # Ok::<(), nearby_services::auth::SecretError>(())
+    /// ```
+    pub fn load_time_s(&self) -> Option<f64> {
+        self.inner.load_time_s.get().copied()
     }
 
     /// Whether the initial load finished.

@@ -44,8 +44,12 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "metrics", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let businesses = state.catalog().len();
+    let (businesses, heap_bytes) = {
+        let catalog = state.catalog();
+        (catalog.len(), catalog.heap_bytes())
+    };
     let mut text = state.metrics().render(businesses);
+    crate::metrics::render_catalog(&mut text, businesses, heap_bytes, state.load_time_s());
     if let Some(gateway) = state.gateway() {
         gateway.metrics().render(&mut text);
     }
