@@ -505,7 +505,11 @@ mod tests {
         let mut text = String::from("id,name,latitude,longitude,category\n");
         for i in 0..10_000 {
             let category = if i % 3 == 0 { "" } else { "Cafe" };
-            text.push_str(&format!("p{i},Place {i},{},{},{category}\n", i % 80, i % 170));
+            text.push_str(&format!(
+                "p{i},Place {i},{},{},{category}\n",
+                i % 80,
+                i % 170
+            ));
         }
         text.push_str("p7,Moved,1.5,2.5,bar\n");
         std::fs::write(&path, &text).unwrap();

@@ -9,10 +9,12 @@
 //! is mostly garbage.
 
 use crate::business::{Business, BusinessRef, Category};
+use foldhash::fast::RandomState;
 use geo_index::EntryId;
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 
 /// A span: the text offset in the low 40 bits, then the id's length (7 bits: ids are at
 /// most 64 bytes), then the name's (10 bits: names are at most 200 characters, 800 bytes).
@@ -152,30 +154,46 @@ impl Records {
     /// Stores `record`, replacing the one with the same id: its entry (the same as before for
     /// a replaced record) and whether it replaced one.
     pub(super) fn put(&mut self, record: NewRecord<'_>) -> (EntryId, bool) {
-        let existing = self.entry_of(record.id);
-        let entry = match existing {
-            Some(entry) => {
-                self.garbage += self.span_len(entry);
-                entry
+        // One probe finds the id or the slot for it (this is the hot loop of a bulk load).
+        let hash = self.hasher.hash_one(record.id);
+        let hasher = &self.hasher;
+        let (text, spans) = (&self.text, &self.spans);
+        let (entry, replaced) = match self.by_id.entry(
+            hash,
+            |&e| id_in(text, spans, e) == record.id,
+            |&e| hasher.hash_one(id_in(text, spans, e)),
+        ) {
+            Entry::Occupied(held) => (*held.get(), true),
+            Entry::Vacant(slot) => {
+                let entry = match self.free.pop() {
+                    Some(entry) => entry,
+                    // Entry ids are dense: one per live record plus freed ones awaiting
+                    // reuse, far below 2^32 for any catalog that fits in memory (the geo
+                    // index refuses more anyway).
+                    None => EntryId::try_from(self.spans.len()).unwrap_or(EntryId::MAX),
+                };
+                slot.insert(entry);
+                (entry, false)
             }
-            None => self.allocate(),
         };
         let index = entry as usize;
+        if index >= self.spans.len() {
+            self.spans.resize(index + 1, VACANT);
+            self.revisions.resize(index + 1, 0);
+            self.categories.resize(index + 1, NO_CATEGORY);
+        }
+        if replaced {
+            self.garbage += self.span_len(entry);
+        } else {
+            self.live += 1;
+        }
         let span = self.append(record.id, record.name);
         let category = self.category_code(record.category);
         self.spans[index] = span;
         self.revisions[index] = record.revision;
         self.categories[index] = category;
-        if existing.is_none() {
-            let hash = self.hasher.hash_one(record.id);
-            let hasher = &self.hasher;
-            let (text, spans) = (&self.text, &self.spans);
-            self.by_id
-                .insert_unique(hash, entry, |&e| hasher.hash_one(id_in(text, spans, e)));
-            self.live += 1;
-        }
         self.compact_if_wasteful();
-        (entry, existing.is_some())
+        (entry, replaced)
     }
 
     /// Removes the record of business `id`; returns its entry.
@@ -229,19 +247,6 @@ impl Records {
             }
             _ => 0,
         }
-    }
-
-    fn allocate(&mut self) -> EntryId {
-        if let Some(entry) = self.free.pop() {
-            return entry;
-        }
-        // Entry ids are dense: one per live record plus freed ones awaiting reuse, far below
-        // 2^32 for any catalog that fits in memory (the geo index refuses more anyway).
-        let entry = EntryId::try_from(self.spans.len()).unwrap_or(EntryId::MAX);
-        self.spans.push(VACANT);
-        self.revisions.push(0);
-        self.categories.push(NO_CATEGORY);
-        entry
     }
 
     fn append(&mut self, id: &str, name: &str) -> u64 {
