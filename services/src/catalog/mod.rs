@@ -164,7 +164,7 @@ pub struct Catalog {
     /// prunes every subtree without it, and counts whole subtrees holding only it); later
     /// ones share [`Tag::UNTAGGED`] with businesses without a category, and are told apart
     /// by a per-business check.
-    tags: HashMap<Category, Tag>,
+    tags: HashMap<Category, Tag, foldhash::fast::RandomState>,
 }
 
 /// Builds a catalog from a stream of businesses (a place file, a database snapshot) without
@@ -183,6 +183,9 @@ pub struct Catalog {
 pub struct CatalogBuilder {
     catalog: Catalog,
     points: Vec<(EntryId, LatLng, Tag)>,
+    /// The hash of each pushed id, by entry: the id table is built at the end, beside the
+    /// index (see [`CatalogBuilder::finish`]).
+    id_hashes: Vec<u64>,
 }
 
 impl CatalogBuilder {
@@ -199,6 +202,7 @@ impl CatalogBuilder {
         Self {
             catalog,
             points: Vec::with_capacity(count),
+            id_hashes: Vec::with_capacity(count),
         }
     }
 
@@ -225,23 +229,45 @@ impl CatalogBuilder {
                     .tag_for(Some(&Category::from_checked(category))),
             },
         };
-        let (entry, _) = self.catalog.records.put(NewRecord {
+        let (entry, id_hash) = self.catalog.records.push_unindexed(NewRecord {
             id: business.id,
             name: business.name,
             category: business.category,
             revision,
         });
         self.points.push((entry, business.position, tag));
+        self.id_hashes.push(id_hash);
     }
 
-    /// The catalog, its index built bottom-up in one pass.
+    /// The catalog. The index (bulk-built, top-down) and the id table are built at the same
+    /// time on two threads; then the records of ids pushed more than once, all but the last,
+    /// are taken out of both.
     pub fn finish(self) -> Catalog {
         let Self {
             mut catalog,
             points,
+            id_hashes,
         } = self;
+        let started = std::time::Instant::now();
         catalog.records.shrink_to_fit();
-        catalog.index = PlacesIndex::build_tagged(points);
+        let (index, superseded) = std::thread::scope(|scope| {
+            let index = scope.spawn(move || PlacesIndex::build_tagged(points));
+            let superseded = catalog.records.index_ids(&id_hashes);
+            drop(id_hashes);
+            let index = index
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (index, superseded)
+        });
+        catalog.index = index;
+        for entry in superseded {
+            catalog.index.remove(entry);
+        }
+        tracing::debug!(
+            businesses = catalog.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "catalog index built"
+        );
         catalog
     }
 }
@@ -449,7 +475,8 @@ impl Catalog {
     /// ```
     /// # use nearby_services::catalog::{Catalog, SearchRequest};
     /// # use nearby_services::business::position;
-    /// let page = Catalog::default().search(&SearchRequest::new(position(0.0, 0.0)?, 10.0, 5));
+    /// let catalog = Catalog::default();
+    /// let page = catalog.search(&SearchRequest::new(position(0.0, 0.0)?, 10.0, 5));
     /// assert!(page.hits.is_empty() && page.next.is_none());
     /// # Ok::<(), nearby_services::business::FieldError>(())
     /// ```
@@ -764,6 +791,42 @@ mod tests {
         let gone = businesses.remove(5);
         catalog.remove(&gone.id, 3);
         check(&catalog, &businesses);
+    }
+
+    #[test]
+    fn a_repeated_id_in_a_bulk_build_keeps_its_last_record_in_the_index_too() {
+        let catalog = Catalog::build(
+            vec![
+                business("a", 10.0, 10.0, Some("cafe")),
+                business("b", 10.0, 10.001, None),
+                business("a", -20.0, 30.0, Some("bar")),
+            ],
+            1,
+        );
+        assert_eq!(catalog.len(), 2);
+        let near = |lat, lng| {
+            let page = catalog.search(&SearchRequest::new(
+                position(lat, lng).unwrap(),
+                1_000.0,
+                10,
+            ));
+            page.hits
+                .iter()
+                .map(|h| {
+                    (
+                        h.business.id.to_owned(),
+                        h.business.category.map(str::to_owned),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(near(10.0, 10.0), vec![("b".to_owned(), None)]);
+        assert_eq!(
+            near(-20.0, 30.0),
+            vec![("a".to_owned(), Some("bar".to_owned()))]
+        );
+        let everything = catalog.search(&SearchRequest::nearest(position(0.0, 0.0).unwrap(), 10));
+        assert_eq!(everything.hits.len(), 2);
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub(super) struct Records {
     /// 0 for none, else 1 + an index into `category_names`.
     categories: Vec<u32>,
     category_names: Vec<Category>,
-    category_codes: HashMap<Category, u32>,
+    /// (Looked up once per record stored: a fast hasher, like the id table's.)
+    category_codes: HashMap<Category, u32, RandomState>,
     by_id: HashTable<EntryId>,
     hasher: RandomState,
     free: Vec<EntryId>,
@@ -192,8 +193,56 @@ impl Records {
         self.spans[index] = span;
         self.revisions[index] = record.revision;
         self.categories[index] = category;
-        self.compact_if_wasteful();
+        if replaced {
+            self.compact_if_wasteful();
+        }
         (entry, replaced)
+    }
+
+    /// Appends `record` as a new entry without looking its id up (a bulk load): returns the
+    /// entry and the id's hash, for [`Records::index_ids`] to finish the job.
+    pub(super) fn push_unindexed(&mut self, record: NewRecord<'_>) -> (EntryId, u64) {
+        // Entry ids are dense (see `put`); a builder starts from empty records.
+        let entry = EntryId::try_from(self.spans.len()).unwrap_or(EntryId::MAX);
+        let span = self.append(record.id, record.name);
+        let category = self.category_code(record.category);
+        self.spans.push(span);
+        self.revisions.push(record.revision);
+        self.categories.push(category);
+        self.live += 1;
+        (entry, self.hasher.hash_one(record.id))
+    }
+
+    /// Enters every entry pushed by [`Records::push_unindexed`] (their id hashes, by entry)
+    /// into the id table. Of entries sharing an id the last is kept; the earlier ones are
+    /// vacated and returned.
+    pub(super) fn index_ids(&mut self, id_hashes: &[u64]) -> Vec<EntryId> {
+        let mut superseded = Vec::new();
+        let hasher = &self.hasher;
+        let (text, spans) = (&self.text, &self.spans);
+        let (from, to) = (self.by_id.len(), id_hashes.len());
+        self.by_id.reserve(to.saturating_sub(from), |&e| {
+            hasher.hash_one(id_in(text, spans, e))
+        });
+        for (entry, &hash) in (0..).zip(id_hashes) {
+            let id = id_in(text, spans, entry);
+            match self.by_id.entry(
+                hash,
+                |&e| id_in(text, spans, e) == id,
+                |&e| hasher.hash_one(id_in(text, spans, e)),
+            ) {
+                Entry::Occupied(mut held) => {
+                    superseded.push(std::mem::replace(held.get_mut(), entry))
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(entry);
+                }
+            }
+        }
+        for &entry in &superseded {
+            self.vacate(entry);
+        }
+        superseded
     }
 
     /// Removes the record of business `id`; returns its entry.
@@ -206,14 +255,19 @@ impl Records {
             .ok()?
             .remove()
             .0;
+        self.vacate(entry);
+        self.compact_if_wasteful();
+        Some(entry)
+    }
+
+    /// Frees `entry`, which the id table no longer holds.
+    fn vacate(&mut self, entry: EntryId) {
         self.garbage += self.span_len(entry);
         let index = entry as usize;
         self.spans[index] = VACANT;
         self.categories[index] = NO_CATEGORY;
         self.free.push(entry);
         self.live -= 1;
-        self.compact_if_wasteful();
-        Some(entry)
     }
 
     /// Bytes held, for `/metrics` and the benchmarks: capacities, not lengths, since that is
