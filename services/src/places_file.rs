@@ -11,7 +11,9 @@ use crate::business::{
 };
 use crate::catalog::{Catalog, CatalogBuilder};
 use geo_index::LatLng;
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// Why a place file was refused.
@@ -112,6 +114,39 @@ pub fn visit_csv(
     path: &Path,
     mut row: impl FnMut(BusinessRef<'_>),
 ) -> Result<u64, PlacesFileError> {
+    let mut failed = None;
+    let rows = split_csv(reader, path, |raw| match check_row(&raw) {
+        Ok((id, name, position, category)) => {
+            row(BusinessRef {
+                id,
+                name,
+                position,
+                category: category.as_deref(),
+            });
+            ControlFlow::Continue(())
+        }
+        Err(err) => {
+            failed = Some(row_error(path, raw.line, &err));
+            ControlFlow::Break(())
+        }
+    })?;
+    failed.map_or(Ok(rows), Err)
+}
+
+/// One CSV row's fields, not yet checked: id, name, latitude, longitude, category (empty
+/// when the file has no category column).
+struct RawRow<'a> {
+    line: u64,
+    fields: [&'a [u8]; 5],
+}
+
+/// Splits CSV into rows (RFC 4180 quoting), picking the place columns by the header, and
+/// hands each to `raw` until it breaks. Returns the rows read.
+fn split_csv(
+    reader: impl std::io::Read,
+    path: &Path,
+    mut raw: impl FnMut(RawRow<'_>) -> ControlFlow<()>,
+) -> Result<u64, PlacesFileError> {
     let error = |line: u64, message: String| PlacesFileError {
         path: path.to_path_buf(),
         line,
@@ -138,13 +173,13 @@ pub fn visit_csv(
             )
         })
     };
-    let (id, name, lat, lng) = (
-        required("id")?,
-        required("name")?,
-        required("latitude")?,
-        required("longitude")?,
-    );
-    let category = column("category");
+    let columns = [
+        Some(required("id")?),
+        Some(required("name")?),
+        Some(required("latitude")?),
+        Some(required("longitude")?),
+        column("category"),
+    ];
     // One record reused for every row: no allocation per row.
     let mut record = csv::ByteRecord::new();
     let mut rows = 0;
@@ -158,39 +193,49 @@ pub fn visit_csv(
             }
         }
         let line = record.position().map_or(0, csv::Position::line);
-        let checked = (|| {
-            let field = |i: usize, field_name: &'static str| {
-                std::str::from_utf8(record.get(i).unwrap_or_default())
-                    .map_err(|_| FieldError::new(field_name, "is not valid UTF-8"))
-            };
-            let number = |i: usize, field_name: &'static str| {
-                let text = field(i, field_name)?;
-                text.trim()
-                    .parse::<f64>()
-                    .map_err(|_| FieldError::new(field_name, format!("{text:?} is not a number")))
-            };
-            let category = match category {
-                None => None,
-                Some(i) => match field(i, "category")?.trim() {
-                    "" => None,
-                    c => Some(check_category(c)?),
-                },
-            };
-            Ok::<_, FieldError>((
-                check_id(field(id, "id")?.trim())?,
-                check_name(field(name, "name")?)?,
-                position(number(lat, "latitude")?, number(lng, "longitude")?)?,
-                category,
-            ))
-        })();
-        let (id, name, position, category) = checked.map_err(|err| error(line, err.to_string()))?;
-        row(BusinessRef {
-            id,
-            name,
-            position,
-            category: category.as_deref(),
-        });
+        let fields = columns.map(|c| c.and_then(|i| record.get(i)).unwrap_or_default());
         rows += 1;
+        if raw(RawRow { line, fields }).is_break() {
+            return Ok(rows);
+        }
+    }
+}
+
+/// The checked parts of a row: id, name (trimmed), position, category (lowercased).
+type CheckedRow<'a> = (&'a str, &'a str, LatLng, Option<Cow<'a, str>>);
+
+/// Checks a row's fields with the rules of [`crate::business`].
+fn check_row<'a>(raw: &RawRow<'a>) -> Result<CheckedRow<'a>, FieldError> {
+    let [id, name, latitude, longitude, category] = raw.fields;
+    let text = |bytes: &'a [u8], field_name: &'static str| {
+        std::str::from_utf8(bytes).map_err(|_| FieldError::new(field_name, "is not valid UTF-8"))
+    };
+    let number = |bytes: &'a [u8], field_name: &'static str| {
+        let text = text(bytes, field_name)?;
+        text.trim()
+            .parse::<f64>()
+            .map_err(|_| FieldError::new(field_name, format!("{text:?} is not a number")))
+    };
+    let category = match text(category, "category")?.trim() {
+        "" => None,
+        c => Some(check_category(c)?),
+    };
+    Ok((
+        check_id(text(id, "id")?.trim())?,
+        check_name(text(name, "name")?)?,
+        position(
+            number(latitude, "latitude")?,
+            number(longitude, "longitude")?,
+        )?,
+        category,
+    ))
+}
+
+fn row_error(path: &Path, line: u64, err: &FieldError) -> PlacesFileError {
+    PlacesFileError {
+        path: path.to_path_buf(),
+        line,
+        message: err.to_string(),
     }
 }
 
@@ -233,81 +278,84 @@ pub fn load_catalog(path: &Path, revision: i64) -> Result<Catalog, PlacesFileErr
     let rows = usize::try_from(size / bytes_per_row + size / bytes_per_row / 50).unwrap_or(0);
     let text_bytes = usize::try_from(size / 2).unwrap_or(0);
     let mut builder = CatalogBuilder::with_capacity(rows, text_bytes);
-    // Two stages on two threads: this one parses and checks rows, the other stores them (the
-    // id table's random memory accesses are the other half of the work). Batches keep the
-    // hand-over cheap; the bounded channel keeps parsing from running far ahead.
-    let (batches, received) = std::sync::mpsc::sync_channel::<Batch>(4);
+    // Two stages on two threads: this one splits rows, the other checks and stores them
+    // (checking and the id hashing are about as much work as splitting). Batches keep the
+    // hand-over cheap; the bounded channel keeps splitting from running far ahead. The first
+    // bad row stops both.
+    let (batches, received) = std::sync::mpsc::sync_channel::<RawBatch>(4);
     std::thread::scope(|scope| {
         let storing = scope.spawn(move || {
             for batch in received {
-                batch.each(|business| builder.push(business, revision));
+                for raw in batch.rows() {
+                    let (id, name, position, category) =
+                        check_row(&raw).map_err(|err| row_error(path, raw.line, &err))?;
+                    let business = BusinessRef {
+                        id,
+                        name,
+                        position,
+                        category: category.as_deref(),
+                    };
+                    builder.push(business, revision);
+                }
             }
-            builder
+            Ok(builder)
         });
-        let mut batch = Batch::default();
-        let parsed = visit_csv(reader, path, |business| {
-            batch.push(business);
-            if batch.rows.len() == Batch::ROWS {
-                // The receiver only goes away if the storing thread died; its panic is
-                // re-raised by the join below.
-                let _ = batches.send(std::mem::take(&mut batch));
+        let mut batch = RawBatch::default();
+        let split = split_csv(reader, path, |raw| {
+            batch.push(&raw);
+            if batch.ends.len() == RawBatch::ROWS {
+                // A closed channel means the storing thread stopped at a bad row.
+                if batches.send(std::mem::take(&mut batch)).is_err() {
+                    return ControlFlow::Break(());
+                }
             }
+            ControlFlow::Continue(())
         });
         let _ = batches.send(batch);
         drop(batches);
-        let builder = storing
+        let stored: Result<CatalogBuilder, PlacesFileError> = storing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        parsed.map(|_| builder.finish())
+        // Both may have failed (the splitter sent every row before the one it could not
+        // read): the first problem in the file is the one to report.
+        match (split, stored) {
+            (Ok(_), Ok(builder)) => Ok(builder.finish()),
+            (Err(unreadable), Err(refused)) if refused.line < unreadable.line => Err(refused),
+            (Err(unreadable), _) => Err(unreadable),
+            (Ok(_), Err(refused)) => Err(refused),
+        }
     })
 }
 
-/// Checked rows handed from the parsing thread to the storing one: their text back to back,
-/// and where each part ends.
+/// Rows handed from the splitting thread to the storing one: their fields back to back, and
+/// where each ends.
 #[derive(Default)]
-struct Batch {
-    text: String,
-    rows: Vec<BatchRow>,
+struct RawBatch {
+    bytes: Vec<u8>,
+    ends: Vec<(u64, [usize; 5])>,
 }
 
-struct BatchRow {
-    id_end: usize,
-    name_end: usize,
-    /// Equal to `name_end` when there is no category (an empty one is never valid).
-    category_end: usize,
-    position: LatLng,
-}
-
-impl Batch {
+impl RawBatch {
     const ROWS: usize = 4096;
 
-    fn push(&mut self, business: BusinessRef<'_>) {
-        self.text.push_str(business.id);
-        let id_end = self.text.len();
-        self.text.push_str(business.name);
-        let name_end = self.text.len();
-        self.text.push_str(business.category.unwrap_or(""));
-        self.rows.push(BatchRow {
-            id_end,
-            name_end,
-            category_end: self.text.len(),
-            position: business.position,
+    fn push(&mut self, raw: &RawRow<'_>) {
+        let ends = raw.fields.map(|field| {
+            self.bytes.extend_from_slice(field);
+            self.bytes.len()
         });
+        self.ends.push((raw.line, ends));
     }
 
-    fn each(&self, mut business: impl FnMut(BusinessRef<'_>)) {
+    fn rows(&self) -> impl Iterator<Item = RawRow<'_>> {
         let mut start = 0;
-        for row in &self.rows {
-            let part = |from: usize, to: usize| self.text.get(from..to).unwrap_or("");
-            business(BusinessRef {
-                id: part(start, row.id_end),
-                name: part(row.id_end, row.name_end),
-                position: row.position,
-                category: (row.category_end > row.name_end)
-                    .then(|| part(row.name_end, row.category_end)),
+        self.ends.iter().map(move |&(line, ends)| {
+            let fields = ends.map(|end| {
+                let field = self.bytes.get(start..end).unwrap_or_default();
+                start = end;
+                field
             });
-            start = row.category_end;
-        }
+            RawRow { line, fields }
+        })
     }
 }
 
