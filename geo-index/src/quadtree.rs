@@ -573,6 +573,19 @@ impl QuadTree {
 
     /// Bulk-builds an empty tree from tagged entries, top-down.
     fn fill_tagged(&mut self, entries: Vec<(EntryId, LatLng, Tag)>) {
+        if entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            // Every id once already (the common case of a caller numbering its entries):
+            // the entries become the leaves' entries in place, no table of slots needed.
+            let id_bound = entries.last().map_or(0, |&(id, _, _)| id as usize + 1);
+            let mut all: Vec<Entry> = entries
+                .into_iter()
+                .map(|(id, position, tag)| Entry { position, id, tag })
+                .collect();
+            self.leaf_of = LeafTable::with_ids(id_bound, all.len());
+            small_count(all.len());
+            self.build_node(ROOT, Rect::WORLD, 0, &mut all);
+            return;
+        }
         // Keeps every id once, at its last position (and with its last tag).
         let positions: Vec<(EntryId, LatLng)> = entries
             .iter()
