@@ -363,6 +363,30 @@ fn partition(entries: &mut [Entry], first: impl Fn(&Entry) -> bool) -> usize {
 /// A count of entries as a node stores it. Callers keep the total below 2³² (see
 /// [`QuadTree::insert`]), so this never fails.
 #[inline]
+/// Reorders `entries` (all inside `rect`) by quarter and returns the four runs, in the order
+/// of [`Rect::quarters`].
+fn split_quarters<'a>(rect: &Rect, entries: &'a mut [Entry]) -> [&'a mut [Entry]; 4] {
+    let south_len = partition(entries, |e| quadrant(rect, e.position) < 2);
+    let (south, north) = entries.split_at_mut(south_len);
+    let west_len = partition(south, |e| quadrant(rect, e.position) & 1 == 0);
+    let (south_west, south_east) = south.split_at_mut(west_len);
+    let west_len = partition(north, |e| quadrant(rect, e.position) & 1 == 0);
+    let (north_west, north_east) = north.split_at_mut(west_len);
+    [south_west, south_east, north_west, north_east]
+}
+
+/// Entries from which a bulk build uses more than one thread: below it, starting threads
+/// costs more than it saves.
+const PARALLEL_BUILD_MIN: usize = 1 << 20;
+
+/// Threads for a bulk build of `len` entries: one per core, up to one per quarter.
+fn build_threads(len: usize) -> usize {
+    if len < PARALLEL_BUILD_MIN {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 fn small_count(n: usize) -> u32 {
     u32::try_from(n).expect("a QuadTree holds fewer than 2^32 entries")
 }
@@ -583,7 +607,8 @@ impl QuadTree {
                 .collect();
             self.leaf_of = LeafTable::with_ids(id_bound, all.len());
             small_count(all.len());
-            self.build_node(ROOT, Rect::WORLD, 0, &mut all);
+            let threads = build_threads(all.len());
+            self.build_top(&mut all, threads);
             return;
         }
         // Keeps every id once, at its last position (and with its last tag).
@@ -611,7 +636,104 @@ impl QuadTree {
         drop(slots);
         // At most 2^32 distinct ids exist; the one count that does not fit is refused here.
         small_count(all.len());
-        self.build_node(ROOT, Rect::WORLD, 0, &mut all);
+        let threads = build_threads(all.len());
+        self.build_top(&mut all, threads);
+    }
+
+    /// Builds the whole tree from `entries` (the root empty, `leaf_of` sized): with more than
+    /// one thread, the root's four quarters are built as separate trees at the same time and
+    /// grafted in order, which gives exactly the arena the sequential build gives.
+    fn build_top(&mut self, entries: &mut [Entry], threads: usize) {
+        if threads < 2 || entries.len() <= self.leaf_capacity {
+            self.build_node(ROOT, Rect::WORLD, 0, entries);
+            return;
+        }
+        let count = small_count(entries.len());
+        let parts = split_quarters(&Rect::WORLD, entries);
+        let first_child = self.alloc_block();
+        self.nodes[ROOT as usize] = Node { count, first_child };
+        let leaf_capacity = self.leaf_capacity;
+        let quarters = Rect::WORLD.quarters();
+        let mut work: Vec<Vec<(usize, &mut [Entry])>> = (0..threads).map(|_| Vec::new()).collect();
+        for (k, part) in parts.into_iter().enumerate() {
+            work[k % threads].push((k, part));
+        }
+        let mut subtrees: Vec<(usize, QuadTree)> = std::thread::scope(|scope| {
+            let builders: Vec<_> = work
+                .into_iter()
+                .map(|parts| {
+                    scope.spawn(move || {
+                        parts
+                            .into_iter()
+                            .map(|(k, part)| {
+                                // Its own arena; its entries' leaves are recorded after the
+                                // graft (its empty id table ignores them here).
+                                let mut subtree = QuadTree::empty(leaf_capacity);
+                                subtree.build_node(ROOT, quarters[k], 1, part);
+                                (k, subtree)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            builders
+                .into_iter()
+                .flat_map(|builder| {
+                    builder
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        subtrees.sort_by_key(|(k, _)| *k);
+        let mut sum = [0; 3];
+        let mut tags = 0;
+        for (child, (_, subtree)) in (first_child..).zip(subtrees) {
+            self.graft(child, subtree);
+            add_to(&mut sum, self.sums[child as usize], 1);
+            tags |= self.tags[child as usize];
+        }
+        self.sums[ROOT as usize] = sum;
+        self.tags[ROOT as usize] = tags;
+        for (node, leaf) in (0..).zip(&self.leaves) {
+            for e in leaf {
+                self.leaf_of.assign(e.id, node);
+            }
+        }
+    }
+
+    /// Puts `subtree` (built apart, its root at index 0) at `node`, a leaf of this tree: its
+    /// other nodes go at the end of the arena, in their order, children indices shifted.
+    fn graft(&mut self, node: u32, mut subtree: QuadTree) {
+        let base = u32::try_from(self.nodes.len())
+            .ok()
+            .filter(|base| {
+                base.checked_add(u32::try_from(subtree.nodes.len()).unwrap_or(u32::MAX))
+                    .is_some()
+            })
+            .expect("a QuadTree has fewer than 2^32 nodes");
+        // Subtree index i >= 1 lands at base + i - 1; a leaf keeps first_child 0.
+        let moved = |n: Node| {
+            if n.is_leaf() {
+                n
+            } else {
+                Node {
+                    first_child: base + n.first_child - 1,
+                    ..n
+                }
+            }
+        };
+        self.nodes[node as usize] = moved(subtree.nodes[ROOT as usize]);
+        self.leaves[node as usize] = std::mem::take(&mut subtree.leaves[ROOT as usize]);
+        self.sums[node as usize] = subtree.sums[ROOT as usize];
+        self.tags[node as usize] = subtree.tags[ROOT as usize];
+        self.nodes
+            .extend(subtree.nodes.iter().skip(1).map(|&n| moved(n)));
+        self.leaves.extend(subtree.leaves.drain(1..));
+        self.sums.extend_from_slice(&subtree.sums[1..]);
+        self.tags.extend_from_slice(&subtree.tags[1..]);
+        // A fresh build frees no blocks.
+        debug_assert!(subtree.free_blocks.is_empty());
     }
 
     /// Makes `node`, a cell `rect` at `depth`, hold exactly `entries`: a leaf if they fit,
@@ -631,16 +753,9 @@ impl QuadTree {
             self.leaves[node as usize] = entries.to_vec();
             return;
         }
-        let south_len = partition(entries, |e| quadrant(&rect, e.position) < 2);
-        let (south, north) = entries.split_at_mut(south_len);
-        let west_len = partition(south, |e| quadrant(&rect, e.position) & 1 == 0);
-        let (south_west, south_east) = south.split_at_mut(west_len);
-        let west_len = partition(north, |e| quadrant(&rect, e.position) & 1 == 0);
-        let (north_west, north_east) = north.split_at_mut(west_len);
-
+        let parts = split_quarters(&rect, entries);
         let first_child = self.alloc_block();
         self.nodes[node as usize] = Node { count, first_child };
-        let parts = [south_west, south_east, north_west, north_east];
         let mut sum = [0; 3];
         let mut tags = 0;
         for ((child, part), quarter) in (first_child..).zip(parts).zip(rect.quarters()) {
@@ -1601,6 +1716,52 @@ mod tests {
             got.sort_unstable();
             expected.sort_unstable();
             assert_eq!(got, expected, "{bbox:?}");
+        }
+    }
+
+    #[test]
+    fn a_build_on_threads_gives_the_arena_of_the_sequential_build() {
+        let mut entries: Vec<Entry> = grid(6_000)
+            .into_iter()
+            .map(|(id, position)| Entry {
+                position,
+                id,
+                tag: Tag::new((id % 5) as u8).expect("small"),
+            })
+            .collect();
+        // Duplicate positions at a pole and on the antimeridian too.
+        let pole = LatLng::new(90.0, 0.0).expect("valid");
+        let edge = LatLng::new(0.0, 180.0).expect("valid");
+        for id in 6_000..6_100 {
+            let position = if id % 2 == 0 { pole } else { edge };
+            entries.push(Entry {
+                position,
+                id,
+                tag: Tag::UNTAGGED,
+            });
+        }
+        let built = |threads: usize| {
+            let mut tree = QuadTree::empty(QuadTree::DEFAULT_LEAF_CAPACITY);
+            let mut all = entries.clone();
+            tree.leaf_of = LeafTable::with_ids(all.len(), all.len());
+            tree.build_top(&mut all, threads);
+            tree
+        };
+        let sequential = built(1);
+        for threads in [2, 3, 4] {
+            let parallel = built(threads);
+            assert_eq!(parallel.nodes, sequential.nodes, "{threads} threads");
+            assert_eq!(parallel.sums, sequential.sums);
+            assert_eq!(parallel.tags, sequential.tags);
+            assert_eq!(parallel.leaf_of.leaf, sequential.leaf_of.leaf);
+            let ids = |tree: &QuadTree| -> Vec<Vec<EntryId>> {
+                tree.leaves
+                    .iter()
+                    .map(|l| l.iter().map(|e| e.id).collect())
+                    .collect()
+            };
+            assert_eq!(ids(&parallel), ids(&sequential));
+            check_invariants(&parallel);
         }
     }
 
