@@ -654,14 +654,22 @@ impl QuadTree {
         self.nodes[ROOT as usize] = Node { count, first_child };
         let leaf_capacity = self.leaf_capacity;
         let quarters = Rect::WORLD.quarters();
-        let mut work: Vec<Vec<(usize, &mut [Entry])>> = (0..threads).map(|_| Vec::new()).collect();
-        for (k, part) in parts.into_iter().enumerate() {
-            work[k % threads].push((k, part));
+        // Quarters are far from even (most of the world's places are in the north-east), so
+        // the largest goes first to the thread with the least work so far.
+        let mut parts: Vec<(usize, &mut [Entry])> = parts.into_iter().enumerate().collect();
+        parts.sort_by_key(|(_, part)| std::cmp::Reverse(part.len()));
+        let mut work: Vec<(usize, Vec<(usize, &mut [Entry])>)> =
+            (0..threads).map(|_| (0, Vec::new())).collect();
+        for (k, part) in parts {
+            if let Some((load, quarters)) = work.iter_mut().min_by_key(|(load, _)| *load) {
+                *load += part.len();
+                quarters.push((k, part));
+            }
         }
         let mut subtrees: Vec<(usize, QuadTree)> = std::thread::scope(|scope| {
             let builders: Vec<_> = work
                 .into_iter()
-                .map(|parts| {
+                .map(|(_, parts)| {
                     scope.spawn(move || {
                         parts
                             .into_iter()
