@@ -375,6 +375,9 @@ fn split_quarters<'a>(rect: &Rect, entries: &'a mut [Entry]) -> [&'a mut [Entry]
     [south_west, south_east, north_west, north_east]
 }
 
+/// Quarters of the root (their index in [`Rect::quarters`] and entries) one thread builds.
+type QuarterParts<'a> = Vec<(usize, &'a mut [Entry])>;
+
 /// Entries from which a bulk build uses more than one thread: below it, starting threads
 /// costs more than it saves.
 const PARALLEL_BUILD_MIN: usize = 1 << 20;
@@ -658,7 +661,7 @@ impl QuadTree {
         // the largest goes first to the thread with the least work so far.
         let mut parts: Vec<(usize, &mut [Entry])> = parts.into_iter().enumerate().collect();
         parts.sort_by_key(|(_, part)| std::cmp::Reverse(part.len()));
-        let mut work: Vec<(usize, Vec<(usize, &mut [Entry])>)> =
+        let mut work: Vec<(usize, QuarterParts<'_>)> =
             (0..threads).map(|_| (0, Vec::new())).collect();
         for (k, part) in parts {
             if let Some((load, quarters)) = work.iter_mut().min_by_key(|(load, _)| *load) {
