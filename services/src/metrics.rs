@@ -32,10 +32,12 @@ pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
 /// The label value for a method outside [`METHODS`], and for a path that matched no route.
 pub const OTHER: &str = "other";
 
-/// Route templates (never raw paths, which would explode the label set) and methods from
-/// [`METHODS`] are the keys.
-type RequestKey = (String, &'static str, u16);
-type LatencyKey = (String, &'static str);
+/// Counts by route template (never a raw path, which would explode the label set), then by
+/// method (from [`METHODS`]) and status. Nested so that a request looks its route up by
+/// `&str`: only a route's first request allocates its key.
+type Requests = BTreeMap<String, BTreeMap<(&'static str, u16), u64>>;
+/// Latency histograms by route template, then method.
+type Latencies = BTreeMap<String, BTreeMap<&'static str, Histogram>>;
 
 /// The method's label: itself if it is one of [`METHODS`], else [`OTHER`]. Methods are
 /// case-sensitive, so `get` is `other`.
@@ -66,8 +68,8 @@ pub fn method_label(method: &str) -> &'static str {
 /// ```
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<RequestKey, u64>>,
-    latency: Mutex<BTreeMap<LatencyKey, Histogram>>,
+    requests: Mutex<Requests>,
+    latency: Mutex<Latencies>,
     change_feed_events: Mutex<u64>,
 }
 
@@ -92,15 +94,21 @@ impl Metrics {
                 .requests
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *requests
-                .entry((route.to_owned(), method, status))
-                .or_default() += 1;
+            let by_route = match requests.get_mut(route) {
+                Some(by_route) => by_route,
+                None => requests.entry(route.to_owned()).or_default(),
+            };
+            *by_route.entry((method, status)).or_default() += 1;
         }
         let mut latency = self
             .latency
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let histogram = latency.entry((route.to_owned(), method)).or_default();
+        let by_route = match latency.get_mut(route) {
+            Some(by_route) => by_route,
+            None => latency.entry(route.to_owned()).or_default(),
+        };
+        let histogram = by_route.entry(method).or_default();
         histogram.count += 1;
         histogram.sum_s += seconds;
         if let Some(i) = BUCKETS_S.iter().position(|&bound| seconds <= bound) {
@@ -148,7 +156,10 @@ impl Metrics {
 
         out.push_str("# HELP http_requests_total HTTP requests answered.\n");
         out.push_str("# TYPE http_requests_total counter\n");
-        for ((route, method, status), count) in &requests {
+        let requests = requests
+            .iter()
+            .flat_map(|(route, counts)| counts.iter().map(move |(key, count)| (route, key, count)));
+        for (route, (method, status), count) in requests {
             let _ = writeln!(
                 out,
                 "http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
@@ -156,7 +167,10 @@ impl Metrics {
         }
         out.push_str("# HELP http_request_duration_seconds Time to answer HTTP requests.\n");
         out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        for ((route, method), h) in &latency {
+        let latency = latency.iter().flat_map(|(route, by_method)| {
+            by_method.iter().map(move |(method, h)| (route, method, h))
+        });
+        for (route, method, h) in latency {
             let labels = format!("route=\"{route}\",method=\"{method}\"");
             let mut cumulative = 0;
             for (bound, count) in BUCKETS_S.iter().zip(h.buckets) {

@@ -93,11 +93,9 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let started = Instant::now();
     // The route template, never the raw path: a stranger chooses the path, and each distinct
     // label value would be a series kept forever (the metrics module bounds the method).
-    let route = request.extensions().get::<MatchedPath>().map_or_else(
-        || crate::metrics::OTHER.to_owned(),
-        |p| p.as_str().to_owned(),
-    );
-    let method = request.method().as_str().to_owned();
+    // (Both cheap to keep: `MatchedPath` is a shared string, a standard `Method` a tag.)
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let response =
         match tokio::time::timeout(state.limits().request_timeout, next.run(request)).await {
             Ok(response) => response,
@@ -105,9 +103,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    let route = route
+        .as_ref()
+        .map_or(crate::metrics::OTHER, MatchedPath::as_str);
     state
         .metrics()
-        .observe_request(&route, &method, status, elapsed.as_secs_f64());
+        .observe_request(route, method.as_str(), status, elapsed.as_secs_f64());
     tracing::debug!(%method, %route, status, elapsed_us = elapsed.as_micros() as u64, "request");
     response
 }

@@ -43,28 +43,29 @@ pub struct SearchParams {
     category: Option<String>,
 }
 
+// Borrowed from the catalog: serialised without copying its text.
 /// One result.
 #[derive(Serialize, ToSchema)]
-pub struct SearchHit {
+pub struct SearchHit<'a> {
     /// Business id.
-    pub id: String,
+    pub id: &'a str,
     /// Name.
-    pub name: String,
+    pub name: &'a str,
     /// Latitude, degrees.
     pub latitude: f64,
     /// Longitude, degrees.
     pub longitude: f64,
     /// Category, if any.
-    pub category: Option<String>,
+    pub category: Option<&'a str>,
     /// Great-circle distance from the centre in metres (sphere of radius 6,371,008.8 m).
     pub distance_m: f64,
 }
 
 /// A page of results.
 #[derive(Serialize, ToSchema)]
-pub struct SearchResponse {
+pub struct SearchResponse<'a> {
     /// Nearest first, ties by id.
-    pub businesses: Vec<SearchHit>,
+    pub businesses: Vec<SearchHit<'a>>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
@@ -205,18 +206,18 @@ fn next_cursor(page: &SearchPage, print: u64) -> Option<String> {
     })
 }
 
-fn response(page: SearchPage, print: u64) -> SearchResponse {
+fn response<'a>(page: SearchPage<'a>, print: u64) -> SearchResponse<'a> {
     let next_cursor = next_cursor(&page, print);
     SearchResponse {
         businesses: page
             .hits
             .into_iter()
             .map(|hit| SearchHit {
-                id: hit.business.id.to_owned(),
-                name: hit.business.name.to_owned(),
+                id: hit.business.id,
+                name: hit.business.name,
                 latitude: hit.business.position.lat(),
                 longitude: hit.business.position.lng(),
-                category: hit.business.category.map(str::to_owned),
+                category: hit.business.category,
                 distance_m: hit.distance_m,
             })
             .collect(),
