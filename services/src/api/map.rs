@@ -348,7 +348,7 @@ pub fn parse_clusters_query(query: &str) -> Result<ClustersRequest, ApiError> {
 }
 
 /// `bbox=west,south,east,north`: the box and its four numbers.
-fn parse_bbox(params: &Params) -> Result<(BoundingBox, [f64; 4]), ApiError> {
+fn parse_bbox(params: &Params<'_>) -> Result<(BoundingBox, [f64; 4]), ApiError> {
     let text = params.get("bbox").ok_or_else(|| required("bbox"))?;
     let invalid = |message: String| ApiError::invalid("bbox", message);
     let parts: Vec<&str> = text.split(',').collect();

@@ -12,6 +12,7 @@ use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
+use std::borrow::Cow;
 use utoipa::{IntoParams, ToSchema};
 
 /// Default radius, metres.
@@ -256,16 +257,16 @@ fn geojson(page: SearchPage, print: u64) -> impl IntoResponse {
     )
 }
 
-/// Decoded query parameters; a repeated parameter keeps its last value.
-pub(crate) struct Params(Vec<(String, String)>);
+/// Decoded query parameters, borrowed from the query string unless they had to be decoded;
+/// a repeated parameter keeps its last value.
+pub(crate) struct Params<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-impl Params {
-    pub(crate) fn parse(query: &str) -> Result<Self, ApiError> {
+impl<'a> Params<'a> {
+    pub(crate) fn parse(query: &'a str) -> Result<Self, ApiError> {
         if query.len() > 4_096 {
             return Err(ApiError::malformed("the query string is too long"));
         }
-        let pairs: Vec<(String, String)> = form_urlencoded_pairs(query);
-        Ok(Params(pairs))
+        Ok(Params(form_urlencoded_pairs(query)))
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
@@ -273,7 +274,7 @@ impl Params {
             .iter()
             .rev()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// `limit`: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
@@ -314,8 +315,12 @@ impl Params {
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; invalid
 /// escapes are kept as they are and invalid UTF-8 is replaced, so decoding never fails and
 /// validation reports the field.
-fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
-    fn decode(part: &str) -> String {
+fn form_urlencoded_pairs(query: &str) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    fn decode(part: &str) -> Cow<'_, str> {
+        if !part.bytes().any(|b| b == b'+' || b == b'%') {
+            // Nothing to decode (the common case: numbers, ids, categories).
+            return Cow::Borrowed(part);
+        }
         let bytes = part.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());
         let mut i = 0;
@@ -336,7 +341,7 @@ fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
             }
             i += 1;
         }
-        String::from_utf8_lossy(&out).into_owned()
+        Cow::Owned(String::from_utf8_lossy(&out).into_owned())
     }
     query
         .split('&')
