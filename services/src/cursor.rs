@@ -86,24 +86,11 @@ impl Cursor {
 /// assert_ne!(fingerprint(1.0, 2.0, 3.0, None), fingerprint(1.0, 2.0, 3.0, Some("cafe")));
 /// ```
 pub fn fingerprint(latitude: f64, longitude: f64, radius_m: f64, category: Option<&str>) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    feed(&latitude.to_bits().to_be_bytes());
-    feed(&longitude.to_bits().to_be_bytes());
-    feed(&radius_m.to_bits().to_be_bytes());
-    match category {
-        Some(category) => {
-            feed(&[1]);
-            feed(category.as_bytes());
-        }
-        None => feed(&[0]),
+    let mut hash = Fnv1a::new();
+    for number in [latitude, longitude, radius_m] {
+        hash.feed(&number.to_bits().to_be_bytes());
     }
-    hash
+    hash.category(category)
 }
 
 /// A stable 64-bit fingerprint (FNV-1a) of a search of kind `kind` (`"nearest"`, `"bbox"`,
@@ -120,24 +107,39 @@ pub fn fingerprint_of(
     numbers: impl IntoIterator<Item = f64>,
     category: Option<&str>,
 ) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    feed(kind.as_bytes());
-    feed(&[0xff]);
+    let mut hash = Fnv1a::new();
+    hash.feed(kind.as_bytes());
+    hash.feed(&[0xff]);
     for number in numbers {
-        feed(&number.to_bits().to_be_bytes());
+        hash.feed(&number.to_bits().to_be_bytes());
     }
-    match category {
-        Some(category) => {
-            feed(&[1]);
-            feed(category.as_bytes());
+    hash.category(category)
+}
+
+/// FNV-1a over the bytes fed, the one hash both fingerprints use.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
-        None => feed(&[0]),
     }
-    hash
+
+    /// Feeds the category (or its absence, told apart from any category) and finishes.
+    fn category(mut self, category: Option<&str>) -> u64 {
+        match category {
+            Some(category) => {
+                self.feed(&[1]);
+                self.feed(category.as_bytes());
+            }
+            None => self.feed(&[0]),
+        }
+        self.0
+    }
 }

@@ -72,16 +72,13 @@ impl<'a> From<(&'a Business, i64)> for NewRecord<'a> {
 }
 
 impl Records {
-    /// Room for `count` records averaging `text_bytes` of id and name in all.
+    /// Room for `count` records with `text_bytes` of ids and names in all.
     pub(super) fn reserve(&mut self, count: usize, text_bytes: usize) {
         self.text.reserve(text_bytes);
         self.spans.reserve(count);
         self.revisions.reserve(count);
         self.categories.reserve(count);
-        let hasher = &self.hasher;
-        let (text, spans) = (&self.text, &self.spans);
-        self.by_id
-            .reserve(count, |&e| hasher.hash_one(id_in(text, spans, e)));
+        // The id table is sized by `index_ids`, from the exact count.
     }
 
     /// Gives back the room reserved but not used (after a bulk load).
