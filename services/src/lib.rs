@@ -7,6 +7,9 @@
 //!
 //! # Layout
 //!
+//! - [`app`]: the composition root: [`app::Settings`] (the `serve` flags, checked as parsed),
+//!   [`app::Config`] (what they mean), [`app::App::from_config`] (everything wired), used by
+//!   the binary and the integration tests alike.
 //! - [`server`]: [`server::run`] serves the API on a listener until a shutdown future
 //!   resolves, so tests drive the real server; the binary only parses flags.
 //! - [`api`]: [`api::app`] builds the router; one module per concern, one error type
@@ -28,6 +31,7 @@
 //! `nearby-ws-gateway` crate; [`state::AppState::attach_gateway`] mounts it on the same router.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod business;
 pub mod catalog;

@@ -1,16 +1,19 @@
-//! Prometheus metrics: request counts and latency histograms by route, method and status, and
-//! the catalog's size, rendered in the text exposition format at `/metrics`.
-//!
-//! A handful of counters behind one short-lived mutex each: a request updates them once, and
-//! no lock is ever held across an `.await`.
+//! Prometheus metrics (`prometheus-client`): request counts and latency histograms by route,
+//! method and status, the change feed, and the catalog's size, memory and load time, encoded
+//! in the OpenMetrics text format at `/metrics` (the gateway's registry is encoded after it).
 //!
 //! Every label value comes from a fixed set, so `/metrics` does not grow with what strangers
-//! send: the method is one of [`METHODS`] or `other`, the route a route template (or `other`,
-//! as the API's middleware labels unmatched paths), the status one the server chose.
+//! send: the method is one of [`METHODS`] or `other`, the route one of [`ROUTES`] or `other`
+//! (unmatched paths, and a route missing from the table, which a test forbids), the status
+//! one the server chose. Labels are `&'static str`, so recording a request allocates nothing.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 /// Histogram bucket upper bounds, seconds: 50 µs to 10 s.
 const BUCKETS_S: [f64; 16] = [
@@ -18,26 +21,41 @@ const BUCKETS_S: [f64; 16] = [
     1.0, 2.5, 10.0,
 ];
 
-#[derive(Clone, Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS_S.len()],
-    count: u64,
-    sum_s: f64,
-}
-
 /// The HTTP methods labelled by name; any other method, standard (TRACE, CONNECT) or
 /// invented (any token is a valid method), is labelled [`OTHER`].
 pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
+/// Every route template of the service and the gateway, as axum's `MatchedPath` gives it.
+/// A route missing here would be labelled [`OTHER`]; a unit test checks that every path of
+/// the OpenAPI document is here.
+pub const ROUTES: [&str; 23] = [
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/web/config.json",
+    "/web/{*path}",
+    "/v1/search/nearby",
+    "/v1/search/nearest",
+    "/v1/search/within",
+    "/v1/search/clusters",
+    "/v1/businesses",
+    "/v1/businesses/{id}",
+    "/v1/dev/token",
+    "/v1/ws",
+    "/v1/gateway",
+    "/v1/me/friends",
+    "/v1/me/friends/{user_id}",
+    "/v1/me/friends/{user_id}/sharing",
+    "/v1/me/friend-requests",
+    "/v1/me/friend-requests/{user_id}",
+    "/v1/me/sharing",
+    OTHER,
+];
+
 /// The label value for a method outside [`METHODS`], and for a path that matched no route.
 pub const OTHER: &str = "other";
-
-/// Counts by route template (never a raw path, which would explode the label set), then by
-/// method (from [`METHODS`]) and status. Nested so that a request looks its route up by
-/// `&str`: only a route's first request allocates its key.
-type Requests = BTreeMap<String, BTreeMap<(&'static str, u16), u64>>;
-/// Latency histograms by route template, then method.
-type Latencies = BTreeMap<String, BTreeMap<&'static str, Histogram>>;
 
 /// The method's label: itself if it is one of [`METHODS`], else [`OTHER`]. Methods are
 /// case-sensitive, so `get` is `other`.
@@ -56,26 +74,131 @@ pub fn method_label(method: &str) -> &'static str {
         .unwrap_or(OTHER)
 }
 
-/// The metrics registry.
+/// The route's label: the template from [`ROUTES`], else [`OTHER`].
 ///
 /// ```
-/// use nearby_services::metrics::Metrics;
+/// use nearby_services::metrics::route_label;
+/// assert_eq!(route_label("/v1/businesses/{id}"), "/v1/businesses/{id}");
+/// assert_eq!(route_label("/v1/businesses/abc"), "other");
+/// ```
+pub fn route_label(route: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|&&known| known == route)
+        .copied()
+        .unwrap_or(OTHER)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LatencyLabels {
+    route: &'static str,
+    method: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS_S)
+}
+
+/// What `/metrics` says of the catalog, read at scrape time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CatalogFigures {
+    /// Businesses in the in-memory index.
+    pub businesses: usize,
+    /// Heap bytes of the records and the index.
+    pub heap_bytes: usize,
+    /// Seconds from start until ready (`None` while loading).
+    pub load_seconds: Option<f64>,
+}
+
+/// The service's registry.
+///
+/// ```
+/// use nearby_services::metrics::{CatalogFigures, Metrics};
 /// let metrics = Metrics::default();
 /// metrics.observe_request("/v1/search/nearby", "GET", 200, 0.0003);
-/// let text = metrics.render(10);
+/// let figures = CatalogFigures { businesses: 10, heap_bytes: 1_000, load_seconds: Some(0.5) };
+/// let text = metrics.render(figures);
 /// assert!(text.contains(r#"http_requests_total{route="/v1/search/nearby",method="GET",status="200"} 1"#));
 /// assert!(text.contains("nearby_businesses 10"));
+/// assert!(text.contains("nearby_catalog_bytes_per_business 100.0"));
 /// ```
-#[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<Requests>,
-    latency: Mutex<Latencies>,
-    change_feed_events: Mutex<u64>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    change_feed_events: Counter,
+    businesses: Gauge,
+    heap_bytes: Gauge,
+    bytes_per_business: Gauge<f64, AtomicU64>,
+    load_seconds: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        let latency = Family::<LatencyLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            latency.clone(),
+        );
+        let change_feed_events = Counter::default();
+        registry.register(
+            "nearby_change_feed_events",
+            "Changes applied from the database change feed",
+            change_feed_events.clone(),
+        );
+        let businesses = Gauge::default();
+        registry.register(
+            "nearby_businesses",
+            "Businesses in the in-memory index",
+            businesses.clone(),
+        );
+        let heap_bytes = Gauge::default();
+        registry.register(
+            "nearby_catalog_heap_bytes",
+            "Heap bytes of the catalog (records and geo index)",
+            heap_bytes.clone(),
+        );
+        let bytes_per_business = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "nearby_catalog_bytes_per_business",
+            "Catalog heap bytes over the businesses it holds",
+            bytes_per_business.clone(),
+        );
+        let load_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "nearby_catalog_load_seconds",
+            "Seconds from start until the catalog was loaded and the service ready (0 while loading)",
+            load_seconds.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            change_feed_events,
+            businesses,
+            heap_bytes,
+            bytes_per_business,
+            load_seconds,
+        }
+    }
 }
 
 impl Metrics {
-    /// Records one finished request. `route` must come from a fixed set (a route template,
-    /// or [`OTHER`]); `method` may be anything, it is labelled by [`method_label`].
+    /// Records one finished request. `route` is labelled by [`route_label`], `method` by
+    /// [`method_label`].
     ///
     /// ```
     /// # use nearby_services::metrics::Metrics;
@@ -83,37 +206,23 @@ impl Metrics {
     /// metrics.observe_request("/healthz", "GET", 200, 0.00001);
     /// metrics.observe_request("/healthz", "BREW", 405, 0.00001);
     /// metrics.observe_request("/healthz", "WHEN", 405, 0.00001);
-    /// let text = metrics.render(0);
+    /// let text = metrics.render(Default::default());
     /// assert!(text.contains(r#"http_requests_total{route="/healthz",method="other",status="405"} 2"#));
     /// assert!(!text.contains("BREW"));
     /// ```
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let route = route_label(route);
         let method = method_label(method);
-        {
-            let mut requests = self
-                .requests
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let by_route = match requests.get_mut(route) {
-                Some(by_route) => by_route,
-                None => requests.entry(route.to_owned()).or_default(),
-            };
-            *by_route.entry((method, status)).or_default() += 1;
-        }
-        let mut latency = self
-            .latency
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let by_route = match latency.get_mut(route) {
-            Some(by_route) => by_route,
-            None => latency.entry(route.to_owned()).or_default(),
-        };
-        let histogram = by_route.entry(method).or_default();
-        histogram.count += 1;
-        histogram.sum_s += seconds;
-        if let Some(i) = BUCKETS_S.iter().position(|&bound| seconds <= bound) {
-            histogram.buckets[i] += 1;
-        }
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&LatencyLabels { route, method })
+            .observe(seconds);
     }
 
     /// Counts one change applied from the database change feed.
@@ -122,123 +231,85 @@ impl Metrics {
     /// # use nearby_services::metrics::Metrics;
     /// let m = Metrics::default();
     /// m.observe_change_feed_event();
-    /// assert!(m.render(0).contains("nearby_change_feed_events_total 1"));
+    /// assert!(m.render(Default::default()).contains("nearby_change_feed_events_total 1"));
     /// ```
     pub fn observe_change_feed_event(&self) {
-        *self
-            .change_feed_events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        self.change_feed_events.inc();
     }
 
-    /// The exposition text.
+    /// The exposition text of this registry with the catalog's figures, without the final
+    /// `# EOF` (the gateway's registry follows it; see [`finish`]).
     ///
     /// ```
     /// # use nearby_services::metrics::Metrics;
-    /// assert!(Metrics::default().render(3).starts_with("# HELP"));
+    /// assert!(Metrics::default().render(Default::default()).starts_with("# HELP"));
     /// ```
-    pub fn render(&self, businesses: usize) -> String {
-        let mut out = String::with_capacity(4096);
-        let requests = self
-            .requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let latency = self
-            .latency
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let events = *self
-            .change_feed_events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-
-        out.push_str("# HELP http_requests_total HTTP requests answered.\n");
-        out.push_str("# TYPE http_requests_total counter\n");
-        let requests = requests
-            .iter()
-            .flat_map(|(route, counts)| counts.iter().map(move |(key, count)| (route, key, count)));
-        for (route, (method, status), count) in requests {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
-            );
-        }
-        out.push_str("# HELP http_request_duration_seconds Time to answer HTTP requests.\n");
-        out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        let latency = latency.iter().flat_map(|(route, by_method)| {
-            by_method.iter().map(move |(method, h)| (route, method, h))
+    pub fn render(&self, figures: CatalogFigures) -> String {
+        let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        self.businesses.set(gauge(figures.businesses));
+        self.heap_bytes.set(gauge(figures.heap_bytes));
+        self.bytes_per_business.set(if figures.businesses == 0 {
+            0.0
+        } else {
+            figures.heap_bytes as f64 / figures.businesses as f64
         });
-        for (route, method, h) in latency {
-            let labels = format!("route=\"{route}\",method=\"{method}\"");
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS_S.iter().zip(h.buckets) {
-                cumulative += count;
-                let _ = writeln!(
-                    out,
-                    "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum_s
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
-        }
-        out.push_str("# HELP nearby_businesses Businesses in the in-memory index.\n");
-        out.push_str("# TYPE nearby_businesses gauge\n");
-        let _ = writeln!(out, "nearby_businesses {businesses}");
-        out.push_str(
-            "# HELP nearby_change_feed_events_total Changes applied from the database change feed.\n",
-        );
-        out.push_str("# TYPE nearby_change_feed_events_total counter\n");
-        let _ = writeln!(out, "nearby_change_feed_events_total {events}");
+        self.load_seconds.set(figures.load_seconds.unwrap_or(0.0));
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
         out
     }
 }
 
-/// The catalog's memory and load time, appended to the exposition text: heap bytes of the
-/// records and the index, the same per business, and seconds from start to ready (absent
-/// while loading).
+/// Ends an exposition (`# EOF`, as OpenMetrics requires).
 ///
 /// ```
 /// let mut text = String::new();
-/// nearby_services::metrics::render_catalog(&mut text, 4, 400, Some(1.5));
-/// assert!(text.contains("nearby_catalog_bytes_per_business 100"));
-/// assert!(text.contains("nearby_catalog_load_seconds 1.5"));
+/// nearby_services::metrics::finish(&mut text);
+/// assert_eq!(text, "# EOF\n");
 /// ```
-pub fn render_catalog(out: &mut String, businesses: usize, heap_bytes: usize, load_s: Option<f64>) {
-    out.push_str(
-        "# HELP nearby_catalog_heap_bytes Heap bytes of the catalog (records and geo index).\n",
-    );
-    out.push_str("# TYPE nearby_catalog_heap_bytes gauge\n");
-    let _ = writeln!(out, "nearby_catalog_heap_bytes {heap_bytes}");
-    out.push_str(
-        "# HELP nearby_catalog_bytes_per_business Catalog heap bytes over the businesses it holds.\n",
-    );
-    out.push_str("# TYPE nearby_catalog_bytes_per_business gauge\n");
-    let per_business = if businesses == 0 {
-        0.0
-    } else {
-        heap_bytes as f64 / businesses as f64
-    };
-    let _ = writeln!(out, "nearby_catalog_bytes_per_business {per_business}");
-    if let Some(load_s) = load_s {
-        out.push_str(
-            "# HELP nearby_catalog_load_seconds Seconds from start until the catalog was loaded and the service ready.\n",
-        );
-        out.push_str("# TYPE nearby_catalog_load_seconds gauge\n");
-        let _ = writeln!(out, "nearby_catalog_load_seconds {load_s}");
+pub fn finish(out: &mut String) {
+    let _ = prometheus_client::encoding::text::encode_eof(out);
+}
+
+/// The content type of `/metrics`.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_label_comes_from_a_fixed_set() {
+        let metrics = Metrics::default();
+        metrics.observe_request("/v1/businesses/not-a-template", "FOO", 404, 0.001);
+        let text = metrics.render(CatalogFigures::default());
+        assert!(text.contains(r#"route="other",method="other",status="404""#));
+        assert!(!text.contains("not-a-template"));
+        assert!(!text.contains("FOO"));
+    }
+
+    #[test]
+    fn every_documented_route_has_its_own_label() {
+        use utoipa::OpenApi;
+        let document = crate::api::ApiDoc::openapi();
+        let paths: Vec<&String> = document.paths.paths.keys().collect();
+        assert!(paths.len() > 10, "{paths:?}");
+        for path in paths {
+            assert_eq!(route_label(path), path, "add {path} to ROUTES");
+        }
+    }
+
+    #[test]
+    fn latency_lands_in_its_bucket() {
+        let metrics = Metrics::default();
+        metrics.observe_request("/healthz", "GET", 200, 0.0003);
+        let text = metrics.render(CatalogFigures::default());
+        assert!(text.contains(
+            r#"http_request_duration_seconds_bucket{le="0.0005",route="/healthz",method="GET"} 1"#
+        ));
+        assert!(text.contains(
+            r#"http_request_duration_seconds_bucket{le="0.00025",route="/healthz",method="GET"} 0"#
+        ));
     }
 }

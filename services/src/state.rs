@@ -263,7 +263,7 @@ impl AppState {
     /// ```
     /// # use nearby_services::{auth::Secret, state::AppState, store::Store};
     /// # let state = AppState::new(Store::memory(), Secret::new(vec![1; 32])?, Default::default());
-    /// assert!(state.metrics().render(0).contains("nearby_businesses 0"));
+    /// assert!(state.metrics().render(Default::default()).contains("nearby_businesses 0"));
     /// # Ok::<(), nearby_services::auth::SecretError>(())
     /// ```
     pub fn metrics(&self) -> &Metrics {
@@ -552,7 +552,7 @@ mod tests {
         assert!(
             state
                 .metrics()
-                .render(0)
+                .render(Default::default())
                 .contains("nearby_change_feed_events_total 2")
         );
     }

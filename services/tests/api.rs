@@ -13,6 +13,9 @@ use nearby_services::store::Store;
 use serde_json::Value;
 use tower::ServiceExt;
 
+#[path = "support/app.rs"]
+mod app_support;
+
 fn secret() -> Secret {
     Secret::new(b"integration-test-secret".to_vec()).unwrap()
 }
@@ -46,10 +49,10 @@ fn businesses() -> Vec<Business> {
     out
 }
 
-fn state() -> AppState {
-    let state = AppState::new(Store::memory(), secret(), Limits::default());
-    state.install_catalog(Catalog::build(businesses(), 0));
-    state
+/// The app as `nearby serve` wires it, serving the test businesses.
+async fn state() -> AppState {
+    let config = app_support::config(secret(), Catalog::build(businesses(), 0));
+    app_support::start(config).await.state().clone()
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
@@ -96,7 +99,7 @@ fn assert_error(body: &Value, code: &str, field: Option<&str>) {
 
 #[tokio::test]
 async fn invalid_search_parameters_are_400s_naming_the_field() {
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     let cases = [
         ("longitude=2.3", "latitude"),
         ("latitude=48.8", "longitude"),
@@ -124,7 +127,7 @@ async fn invalid_search_parameters_are_400s_naming_the_field() {
 
 #[tokio::test]
 async fn paging_walks_every_match_in_order_exactly_once() {
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     let centre = position(48.83, 2.36).unwrap();
     let radius = 3_000.0;
     // The reference: every business within the radius, by (distance, id).
@@ -173,7 +176,7 @@ async fn paging_walks_every_match_in_order_exactly_once() {
 
 #[tokio::test]
 async fn cursor_from_another_search_is_refused() {
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     let (_, body) = get(
         &app,
         "/v1/search/nearby?latitude=48.83&longitude=2.36&limit=2",
@@ -191,7 +194,7 @@ async fn cursor_from_another_search_is_refused() {
 
 #[tokio::test]
 async fn category_filter_and_geojson() {
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     let (status, body) = get(
         &app,
         "/v1/search/nearby?latitude=48.83&longitude=2.36&radius=2000&limit=100&category=CAFE",
@@ -206,7 +209,7 @@ async fn category_filter_and_geojson() {
         .header(header::ACCEPT, "application/geo+json")
         .body(Body::empty())
         .unwrap();
-    let response = nearby_services::api::app(state())
+    let response = nearby_services::api::app(state().await)
         .oneshot(request)
         .await
         .unwrap();
@@ -224,7 +227,7 @@ async fn category_filter_and_geojson() {
 
 #[tokio::test]
 async fn writes_need_an_admin_token() {
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     let body = r#"{"name":"Chez Test","latitude":48.83,"longitude":2.36}"#;
     let (status, reply) = send(&app, write(Method::POST, "/v1/businesses", None, body)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -269,7 +272,7 @@ async fn writes_need_an_admin_token() {
 
 #[tokio::test]
 async fn a_write_is_visible_to_the_very_next_search() {
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     let token = admin_token();
     let (status, created) = send(
         &app,
@@ -359,7 +362,7 @@ async fn a_write_is_visible_to_the_very_next_search() {
 
 #[tokio::test]
 async fn bad_bodies_get_clear_errors_and_change_nothing() {
-    let state = state();
+    let state = state().await;
     let before = state.catalog().len();
     let app = nearby_services::api::app(state.clone());
     let token = admin_token();
@@ -522,7 +525,7 @@ async fn the_real_server_serves_and_shuts_down_gracefully() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(nearby_services::server::run(
         listener,
-        state(),
+        state().await,
         async move {
             let _ = stopped.await;
         },
@@ -551,7 +554,7 @@ async fn metrics_do_not_grow_with_invented_methods_or_paths() {
         assert_eq!(status, StatusCode::OK);
         body.as_str().unwrap().len()
     }
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     // An invented method on an unmatched path (404) or on a real route (405), each distinct.
     let stranger = |i: usize| {
         let method = Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();

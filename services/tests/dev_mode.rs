@@ -9,14 +9,15 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use nearby_services::auth::{Secret, unix_now};
 use nearby_services::catalog::Catalog;
-use nearby_services::state::{AppState, Limits};
-use nearby_services::store::Store;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
+
+#[path = "support/app.rs"]
+mod app_support;
 
 /// How long the binary gets to refuse (or to say where it listens) before the test gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -214,9 +215,9 @@ async fn send(app: &Router, method: Method, uri: &str) -> (StatusCode, HeaderMap
 
 #[tokio::test]
 async fn the_dev_token_route_does_not_exist_outside_development_mode() {
-    let state = AppState::new(Store::memory(), secret(), Limits::default());
-    state.install_catalog(Catalog::default());
-    let app = nearby_services::api::app(state.clone());
+    let app = app_support::start(app_support::config(secret(), Catalog::default())).await;
+    let state = app.state().clone();
+    let app = app.router();
 
     // With a secret (the default): a 404 like any unknown route, whatever the method, and no
     // `Allow` header hinting at the route.

@@ -3,36 +3,29 @@
 
 use nearby_services::auth::Secret;
 use nearby_services::catalog::Catalog;
-use nearby_services::server;
-use nearby_services::state::{AppState, Limits};
-use nearby_services::store::Store;
+use nearby_services::state::Limits;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+#[path = "support/app.rs"]
+mod app_support;
 
 async fn start(
     limits: Limits,
 ) -> (
     SocketAddr,
     tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
+    tokio::task::JoinHandle<Result<(), nearby_services::app::AppError>>,
 ) {
-    let state = AppState::new(
-        Store::memory(),
+    let mut config = app_support::config(
         Secret::new(vec![3; 32]).expect("secret"),
-        limits,
+        Catalog::default(),
     );
-    state.install_catalog(Catalog::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    (addr, stop, task)
+    config.limits = limits;
+    let served = app_support::serve(app_support::start(config).await).await;
+    (served.addr, served.stop, served.task)
 }
 
 /// Reads until the peer closes (or 5 s pass); returns what was read.

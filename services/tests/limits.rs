@@ -13,11 +13,6 @@
 use futures_util::{SinkExt, StreamExt};
 use nearby_services::auth::{Secret, unix_now};
 use nearby_services::catalog::Catalog;
-use nearby_services::server;
-use nearby_services::state::{AppState, Limits};
-use nearby_services::store::Store;
-use nearby_ws_gateway::friends::FriendStore;
-use nearby_ws_gateway::{Backend, Gateway, GatewayConfig};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -26,6 +21,9 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+#[path = "support/app.rs"]
+mod app_support;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -51,36 +49,20 @@ fn north_of((lat, lng): (f64, f64), metres: f64) -> (f64, f64) {
 struct Node {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<Result<(), nearby_services::app::AppError>>,
 }
 
 impl Node {
-    /// A node with the gateway's default limits, friendships in memory seeded with `pairs`.
+    /// A node as `nearby serve` configures it (the gateway's default limits), friendships in
+    /// memory seeded with `pairs`.
     async fn start(pairs: &[(u64, u64)]) -> Node {
-        let friends = FriendStore::memory();
-        friends.seed(pairs).await.unwrap();
-        let state = AppState::new(Store::memory(), secret(), Limits::default());
-        state.install_catalog(Catalog::default());
-        let gateway = Gateway::start(
-            GatewayConfig::default(),
-            secret(),
-            friends,
-            Backend::Local,
-            None,
-        )
-        .await
-        .unwrap();
-        state.attach_gateway(gateway);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(listener, state, async move {
-            let _ = stopped.await;
-        }));
+        let mut config = app_support::config(secret(), Catalog::default());
+        config.friend_pairs = pairs.to_vec();
+        let served = app_support::serve(app_support::start(config).await).await;
         Node {
-            addr,
-            stop: Some(stop),
-            task,
+            addr: served.addr,
+            stop: Some(served.stop),
+            task: served.task,
         }
     }
 

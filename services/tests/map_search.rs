@@ -13,11 +13,13 @@ use http_body_util::BodyExt;
 use nearby_services::auth::Secret;
 use nearby_services::business::{Business, BusinessId, Category, Name, position};
 use nearby_services::catalog::Catalog;
-use nearby_services::state::{AppState, Limits};
-use nearby_services::store::Store;
+use nearby_services::state::Limits;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 use tower::ServiceExt;
+
+#[path = "support/app.rs"]
+mod app_support;
 
 const CATEGORIES: [&str; 4] = ["cafe", "bakery", "museum", "park"];
 
@@ -43,11 +45,11 @@ fn businesses() -> &'static [Business] {
     })
 }
 
-fn app() -> Router {
+/// The app as `nearby serve` wires it, serving the test places.
+async fn app() -> Router {
     let secret = Secret::new(b"map-search-test-secret".to_vec()).unwrap();
-    let state = AppState::new(Store::memory(), secret, Limits::default());
-    state.install_catalog(Catalog::build(businesses().to_vec(), 0));
-    nearby_services::api::app(state)
+    let config = app_support::config(secret, Catalog::build(businesses().to_vec(), 0));
+    app_support::start(config).await.router()
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
@@ -159,7 +161,7 @@ const BOXES: [[f64; 4]; 6] = [
 
 #[tokio::test]
 async fn within_a_box_pages_through_exactly_the_brute_force_answer() {
-    let app = app();
+    let app = app().await;
     for bbox in BOXES {
         for category in [None, Some("museum")] {
             let uri = |cursor: Option<&str>| {
@@ -201,7 +203,7 @@ async fn within_a_box_pages_through_exactly_the_brute_force_answer() {
 
 #[tokio::test]
 async fn nearest_has_no_radius_and_its_cursor_is_its_own() {
-    let app = app();
+    let app = app().await;
     for (lat, lng) in [
         (48.8566, 2.3522),
         (-90.0, 0.0),
@@ -256,7 +258,7 @@ fn square(w: f64, s: f64, e: f64, n: f64) -> Rings {
 
 #[tokio::test]
 async fn within_polygons_pages_through_exactly_the_brute_force_answer() {
-    let app = app();
+    let app = app().await;
     let cases: Vec<(Value, Vec<Rings>)> = vec![
         // Fiji split at the antimeridian.
         {
@@ -333,7 +335,7 @@ async fn within_polygons_pages_through_exactly_the_brute_force_answer() {
 
 #[tokio::test]
 async fn bad_polygons_are_422s_naming_geometry() {
-    let app = app();
+    let app = app().await;
     let ring =
         |positions: Value| json!({"geometry": {"type": "Polygon", "coordinates": [positions]}});
     let too_many: Vec<[f64; 2]> = (0..10_001)
@@ -393,7 +395,7 @@ async fn bad_polygons_are_422s_naming_geometry() {
 
 #[tokio::test]
 async fn cluster_counts_add_up_to_what_within_finds() {
-    let app = app();
+    let app = app().await;
     let cases: [([f64; 4], u8); 6] = [
         ([-180.0, -90.0, 180.0, 90.0], 0),
         ([-180.0, -85.0, 180.0, 85.0], 2),
@@ -474,7 +476,7 @@ async fn cluster_counts_add_up_to_what_within_finds() {
 
 #[tokio::test]
 async fn a_cluster_across_the_antimeridian_is_placed_there() {
-    let app = app();
+    let app = app().await;
     let (status, body) = get(&app, "/v1/search/clusters?bbox=177,-21,-178,-12&zoom=0").await;
     assert_eq!(status, StatusCode::OK);
     // Zoom 2 tiles split at 180°: the Fiji places form two clusters, each near 180°, never
@@ -486,7 +488,7 @@ async fn a_cluster_across_the_antimeridian_is_placed_there() {
 
 #[tokio::test]
 async fn clusters_refuse_bad_input_and_too_many_tiles() {
-    let app = app();
+    let app = app().await;
     for (uri, status, field) in [
         (
             "/v1/search/clusters?zoom=3",
@@ -569,7 +571,7 @@ async fn clusters_refuse_bad_input_and_too_many_tiles() {
 
 #[tokio::test]
 async fn geojson_output() {
-    let app = app();
+    let app = app().await;
     let request = |uri: &str| {
         Request::get(uri)
             .header(header::ACCEPT, "application/geo+json")
@@ -618,9 +620,9 @@ async fn a_geometry_stays_within_64_kib_whatever_the_body_limit() {
         body_bytes: 1 << 20,
         ..Limits::default()
     };
-    let state = AppState::new(Store::memory(), secret, limits);
-    state.install_catalog(Catalog::build(businesses()[..1_000].to_vec(), 0));
-    let app = nearby_services::api::app(state);
+    let mut config = app_support::config(secret, Catalog::build(businesses()[..1_000].to_vec(), 0));
+    config.limits = limits;
+    let app = app_support::start(config).await.router();
     // 9,000 positions (under the vertex limit) written out long: over 64 KiB.
     let ring: Vec<[f64; 2]> = (0..9_000)
         .map(|i| {

@@ -8,19 +8,21 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use nearby_services::auth::{Secret, unix_now};
 use nearby_services::catalog::Catalog;
-use nearby_services::state::{AppState, DEFAULT_TILE_URL, Limits};
-use nearby_services::store::Store;
+use nearby_services::state::{AppState, DEFAULT_TILE_URL};
 use serde_json::Value;
 use tower::ServiceExt;
+
+#[path = "support/app.rs"]
+mod app_support;
 
 fn secret() -> Secret {
     Secret::new(b"web-console-test-secret".to_vec()).unwrap()
 }
 
-fn state() -> AppState {
-    let state = AppState::new(Store::memory(), secret(), Limits::default());
-    state.install_catalog(Catalog::default());
-    state
+/// The app as `nearby serve --secret …` wires it, with no businesses.
+async fn state() -> AppState {
+    let config = app_support::config(secret(), Catalog::default());
+    app_support::start(config).await.state().clone()
 }
 
 async fn send(app: &Router, method: Method, uri: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
@@ -48,7 +50,7 @@ fn json(bytes: &[u8]) -> Value {
 
 #[tokio::test]
 async fn the_page_is_served_at_the_root() {
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     let (status, headers, body) = send(&app, Method::GET, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -64,7 +66,7 @@ async fn the_page_is_served_at_the_root() {
 
 #[tokio::test]
 async fn assets_have_their_content_types() {
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     for (path, content_type, cache) in [
         ("/web/app.js", "text/javascript; charset=utf-8", "no-cache"),
         ("/web/style.css", "text/css; charset=utf-8", "no-cache"),
@@ -111,7 +113,7 @@ async fn assets_have_their_content_types() {
 
 #[tokio::test]
 async fn unknown_files_are_a_json_404() {
-    let app = nearby_services::api::app(state());
+    let app = nearby_services::api::app(state().await);
     for path in [
         "/web/nope.js",
         "/web/",
@@ -130,7 +132,7 @@ async fn unknown_files_are_a_json_404() {
 
 #[tokio::test]
 async fn the_config_carries_the_tile_url_and_the_mode() {
-    let state = state();
+    let state = state().await;
     let app = nearby_services::api::app(state.clone());
     let (status, headers, body) = send(&app, Method::GET, "/web/config.json").await;
     assert_eq!(status, StatusCode::OK);
@@ -139,8 +141,11 @@ async fn the_config_carries_the_tile_url_and_the_mode() {
     assert_eq!(config["tile_url"], DEFAULT_TILE_URL);
     assert_eq!(config["development"], false);
 
-    assert!(state.set_tile_url("http://tiles.invalid/{z}/{x}/{y}.png".to_owned()));
-    state.set_development_mode(true);
+    // As `nearby serve --tile-url … ` (without --secret) configures it.
+    let mut config = app_support::config(secret(), Catalog::default());
+    config.tile_url = "http://tiles.invalid/{z}/{x}/{y}.png".to_owned();
+    config.development_mode = true;
+    let app = app_support::start(config).await.router();
     let (_, _, body) = send(&app, Method::GET, "/web/config.json").await;
     let config = json(&body);
     assert_eq!(config["tile_url"], "http://tiles.invalid/{z}/{x}/{y}.png");
@@ -149,7 +154,7 @@ async fn the_config_carries_the_tile_url_and_the_mode() {
 
 #[tokio::test]
 async fn dev_tokens_only_on_the_development_secret() {
-    let state = state();
+    let state = state().await;
     let app = nearby_services::api::app(state.clone());
     let (status, _, body) = send(&app, Method::POST, "/v1/dev/token?user=3").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

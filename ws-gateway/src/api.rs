@@ -4,93 +4,32 @@
 use crate::clock;
 use crate::friends::{FriendError, FriendSetting, Precision, RequestOutcome, Sharing};
 use crate::gateway::Gateway;
+use crate::http::{ApiError, bearer_token, required_bearer_token};
 use crate::session::{self, Start};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
-/// An HTTP failure of the gateway's endpoints, rendered as the service's error body
-/// `{"error":{"code","message","field"?}}`.
-///
-/// ```
-/// use axum::response::IntoResponse;
-/// let response = nearby_ws_gateway::api::GatewayError::unauthorized("no token").into_response();
-/// assert_eq!(response.status(), 401);
-/// ```
-#[derive(Debug)]
-pub struct GatewayError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    field: Option<&'static str>,
-}
-
-impl GatewayError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
+/// The friend store's refusals as HTTP errors.
+fn from_friends(err: FriendError) -> ApiError {
+    match err {
+        FriendError::SelfRequest => ApiError::invalid("user_id", err.to_string()),
+        FriendError::LimitReached(_) => {
+            ApiError::new(StatusCode::CONFLICT, "limit_reached", err.to_string())
         }
-    }
-
-    /// 401: missing, forged or expired token.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-    }
-
-    /// 422: a well-formed body with a value that is not acceptable.
-    fn unprocessable(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: Some(field),
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        FriendError::ReadOnly => ApiError::new(StatusCode::CONFLICT, "read_only", err.to_string()),
+        FriendError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "friend store unavailable");
+            ApiError::unavailable("the friend store is unavailable; retry later")
         }
-    }
-
-    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: Some(field),
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", message)
-        }
-    }
-
-    fn from_friends(err: FriendError) -> Self {
-        match err {
-            FriendError::SelfRequest => Self::invalid("user_id", err.to_string()),
-            FriendError::LimitReached(_) => {
-                Self::new(StatusCode::CONFLICT, "limit_reached", err.to_string())
-            }
-            FriendError::ReadOnly => Self::new(StatusCode::CONFLICT, "read_only", err.to_string()),
-            FriendError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "friend store unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the friend store is unavailable; retry later",
-                )
-            }
-        }
-    }
-}
-
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(field) = self.field {
-            error["field"] = json!(field);
-        }
-        (self.status, Json(json!({ "error": error }))).into_response()
     }
 }
 
@@ -98,34 +37,15 @@ impl IntoResponse for GatewayError {
 #[derive(Clone, Copy, Debug)]
 pub struct Me(pub u64);
 
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, GatewayError> {
-    let Some(header) = headers.get(AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = header
-        .to_str()
-        .map_err(|_| GatewayError::unauthorized("the Authorization header is not text"))?;
-    value
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| Some(token.trim()))
-        .ok_or_else(|| GatewayError::unauthorized("the Authorization scheme must be Bearer"))
-}
-
 impl FromRequestParts<Gateway> for Me {
-    type Rejection = GatewayError;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        gateway: &Gateway,
-    ) -> Result<Self, GatewayError> {
-        let token = bearer(&parts.headers)?.ok_or_else(|| {
-            GatewayError::unauthorized("an Authorization: Bearer token is required")
-        })?;
+    async fn from_request_parts(parts: &mut Parts, gateway: &Gateway) -> Result<Self, ApiError> {
+        let token = required_bearer_token(&parts.headers)?;
         gateway
             .authenticate(token)
             .map(Me)
-            .map_err(GatewayError::unauthorized)
+            .map_err(ApiError::unauthorized)
     }
 }
 
@@ -188,16 +108,16 @@ pub async fn connect(
     headers: HeaderMap,
     query: Result<Query<TokenQuery>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response, GatewayError> {
+) -> Result<Response, ApiError> {
     let from_query = query.ok().and_then(|Query(q)| q.token);
-    let token = match bearer(&headers)? {
+    let token = match bearer_token(&headers)? {
         Some(token) => token.to_owned(),
         None => from_query.ok_or_else(|| {
             gateway
                 .metrics()
                 .unauthorized
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            GatewayError::unauthorized(
+            ApiError::unauthorized(
                 "a token is required: Authorization: Bearer <token> or ?token=<token>",
             )
         })?,
@@ -207,7 +127,7 @@ pub async fn connect(
             .metrics()
             .unauthorized
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        GatewayError::unauthorized(message)
+        ApiError::unauthorized(message)
     })?;
     let membership = gateway.membership();
     if !membership.owns(user) {
@@ -235,7 +155,7 @@ pub async fn connect(
             .into_response());
     }
     let upgrade = upgrade.map_err(|rejection| {
-        GatewayError::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "not_websocket",
             format!("this endpoint needs a WebSocket upgrade: {rejection}"),
@@ -247,7 +167,7 @@ pub async fn connect(
             .connects_limited
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let mut response = GatewayError::new(
+        let mut response = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!("too many connection attempts; retry in {seconds} s"),
@@ -266,7 +186,7 @@ pub async fn connect(
         .friends()
         .audience(user)
         .await
-        .map_err(GatewayError::from_friends)?;
+        .map_err(from_friends)?;
     let start = Start {
         user,
         audience,
@@ -279,7 +199,14 @@ pub async fn connect(
         .max_write_buffer_size(config.write_buffer_bytes.max(config.max_message_bytes) * 16)
         .max_message_size(config.max_message_bytes)
         .max_frame_size(config.max_message_bytes)
-        .on_upgrade(move |socket| session::run(gateway, start, socket)))
+        .on_upgrade(move |socket| {
+            // Counted from the upgrade, so a drain that starts now waits for this session.
+            let active = gateway.session_started();
+            async move {
+                session::run(gateway, start, socket).await;
+                drop(active);
+            }
+        }))
 }
 
 /// The node that serves a user's WebSocket.
@@ -306,9 +233,9 @@ pub async fn locate(State(gateway): State<Gateway>, Me(me): Me) -> Json<GatewayN
     })
 }
 
-fn user_id(raw: &str) -> Result<u64, GatewayError> {
+fn user_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse()
-        .map_err(|_| GatewayError::invalid("user_id", "user_id must be an unsigned 64-bit integer"))
+        .map_err(|_| ApiError::invalid("user_id", "user_id must be an unsigned 64-bit integer"))
 }
 
 /// Tells both users' live sessions (every node) that their friendships changed.
@@ -338,12 +265,8 @@ pub struct Friends {
 pub async fn list_friends(
     State(gateway): State<Gateway>,
     Me(me): Me,
-) -> Result<Json<Friends>, GatewayError> {
-    let friends = gateway
-        .friends()
-        .friends(me)
-        .await
-        .map_err(GatewayError::from_friends)?;
+) -> Result<Json<Friends>, ApiError> {
+    let friends = gateway.friends().friends(me).await.map_err(from_friends)?;
     Ok(Json(Friends { friends }))
 }
 
@@ -369,13 +292,13 @@ pub async fn request_friend(
     State(gateway): State<Gateway>,
     Me(me): Me,
     Path(other): Path<String>,
-) -> Result<Response, GatewayError> {
+) -> Result<Response, ApiError> {
     let other = user_id(&other)?;
     let outcome = gateway
         .friends()
         .request(me, other)
         .await
-        .map_err(GatewayError::from_friends)?;
+        .map_err(from_friends)?;
     Ok(match outcome {
         RequestOutcome::Friends => {
             notify_pair(&gateway, me, other).await;
@@ -407,12 +330,8 @@ pub struct RequestList {
 pub async fn list_requests(
     State(gateway): State<Gateway>,
     Me(me): Me,
-) -> Result<Json<RequestList>, GatewayError> {
-    let requests = gateway
-        .friends()
-        .requests(me)
-        .await
-        .map_err(GatewayError::from_friends)?;
+) -> Result<Json<RequestList>, ApiError> {
+    let requests = gateway.friends().requests(me).await.map_err(from_friends)?;
     Ok(Json(RequestList {
         incoming: requests.incoming,
         outgoing: requests.outgoing,
@@ -434,13 +353,13 @@ pub async fn accept_friend(
     State(gateway): State<Gateway>,
     Me(me): Me,
     Path(other): Path<String>,
-) -> Result<Json<Status>, GatewayError> {
+) -> Result<Json<Status>, ApiError> {
     let other = user_id(&other)?;
     if gateway
         .friends()
         .friends(me)
         .await
-        .map_err(GatewayError::from_friends)?
+        .map_err(from_friends)?
         .binary_search(&other)
         .is_ok()
     {
@@ -450,9 +369,9 @@ pub async fn accept_friend(
         .friends()
         .accept(me, other)
         .await
-        .map_err(GatewayError::from_friends)?
+        .map_err(from_friends)?
     {
-        return Err(GatewayError::new(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no pending friend request from user {other}"),
@@ -476,15 +395,15 @@ pub async fn remove_friend(
     State(gateway): State<Gateway>,
     Me(me): Me,
     Path(other): Path<String>,
-) -> Result<StatusCode, GatewayError> {
+) -> Result<StatusCode, ApiError> {
     let other = user_id(&other)?;
     if !gateway
         .friends()
         .remove(me, other)
         .await
-        .map_err(GatewayError::from_friends)?
+        .map_err(from_friends)?
     {
-        return Err(GatewayError::new(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no friendship or request with user {other}"),
@@ -540,12 +459,8 @@ fn sharing_view(sharing: Sharing) -> SharingView {
 pub async fn get_sharing(
     State(gateway): State<Gateway>,
     Me(me): Me,
-) -> Result<Json<SharingView>, GatewayError> {
-    let sharing = gateway
-        .friends()
-        .sharing(me)
-        .await
-        .map_err(GatewayError::from_friends)?;
+) -> Result<Json<SharingView>, ApiError> {
+    let sharing = gateway.friends().sharing(me).await.map_err(from_friends)?;
     Ok(Json(sharing_view(sharing)))
 }
 
@@ -564,9 +479,9 @@ pub async fn set_sharing(
     State(gateway): State<Gateway>,
     Me(me): Me,
     body: Result<Json<SharingBody>, JsonRejection>,
-) -> Result<Json<SharingView>, GatewayError> {
+) -> Result<Json<SharingView>, ApiError> {
     let Json(body) = body.map_err(|rejection| {
-        GatewayError::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",
             format!(
@@ -577,20 +492,20 @@ pub async fn set_sharing(
     })?;
     // No bound ahead: ghost mode may be set until any future time.
     let until_ms = parse_until(body.until.as_deref(), clock::now_ms(), i64::MAX)
-        .map_err(|message| GatewayError::invalid("until", message))?;
+        .map_err(|message| ApiError::invalid("until", message))?;
     let precision = match body.precision.as_deref() {
         None => {
             gateway
                 .friends()
                 .sharing(me)
                 .await
-                .map_err(GatewayError::from_friends)?
+                .map_err(from_friends)?
                 .precision
         }
         Some(text) => match Precision::parse(text) {
             Some(precision @ (Precision::Exact | Precision::Approximate)) => precision,
             _ => {
-                return Err(GatewayError::unprocessable(
+                return Err(ApiError::unprocessable(
                     "precision",
                     "precision must be \"exact\" or \"approximate\" (hide from everyone with \"enabled\": false)",
                 ));
@@ -606,7 +521,7 @@ pub async fn set_sharing(
         .friends()
         .set_sharing(me, sharing)
         .await
-        .map_err(GatewayError::from_friends)?;
+        .map_err(from_friends)?;
     if !sharing.effective(clock::now_ms())
         && let Err(err) = gateway.hide(me).await
     {
@@ -667,8 +582,8 @@ pub struct FriendSharingView {
     source: Option<&'static str>,
 }
 
-fn not_a_friend(other: u64) -> GatewayError {
-    GatewayError::new(
+fn not_a_friend(other: u64) -> ApiError {
+    ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("user {other} is not your friend"),
@@ -693,10 +608,10 @@ pub async fn set_friend_sharing(
     Me(me): Me,
     Path(other): Path<String>,
     body: Result<Json<FriendSharingBody>, JsonRejection>,
-) -> Result<Json<FriendSharingView>, GatewayError> {
+) -> Result<Json<FriendSharingView>, ApiError> {
     let other = user_id(&other)?;
     let Json(body) = body.map_err(|rejection| {
-        GatewayError::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",
             format!(
@@ -710,14 +625,14 @@ pub async fn set_friend_sharing(
         .as_deref()
         .and_then(Precision::parse)
         .ok_or_else(|| {
-            GatewayError::unprocessable(
+            ApiError::unprocessable(
                 "precision",
                 "precision must be \"exact\", \"approximate\" or \"hidden\"",
             )
         })?;
     let now = clock::now_ms();
     let until_ms = parse_until(body.until.as_deref(), now, MAX_SETTING_MS)
-        .map_err(|message| GatewayError::unprocessable("until", message))?;
+        .map_err(|message| ApiError::unprocessable("until", message))?;
     let setting = FriendSetting {
         precision,
         until_ms,
@@ -726,7 +641,7 @@ pub async fn set_friend_sharing(
         .friends()
         .set_friend_setting(me, other, Some(setting))
         .await
-        .map_err(GatewayError::from_friends)?
+        .map_err(from_friends)?
     {
         return Err(not_a_friend(other));
     }
@@ -755,13 +670,13 @@ pub async fn get_friend_sharing(
     State(gateway): State<Gateway>,
     Me(me): Me,
     Path(other): Path<String>,
-) -> Result<Json<FriendSharingView>, GatewayError> {
+) -> Result<Json<FriendSharingView>, ApiError> {
     let other = user_id(&other)?;
     let grant = gateway
         .friends()
         .friend_setting(me, other, clock::now_ms())
         .await
-        .map_err(GatewayError::from_friends)?
+        .map_err(from_friends)?
         .ok_or_else(|| not_a_friend(other))?;
     Ok(Json(match grant.setting {
         Some(setting) => FriendSharingView {
@@ -794,13 +709,13 @@ pub async fn clear_friend_sharing(
     State(gateway): State<Gateway>,
     Me(me): Me,
     Path(other): Path<String>,
-) -> Result<StatusCode, GatewayError> {
+) -> Result<StatusCode, ApiError> {
     let other = user_id(&other)?;
     if !gateway
         .friends()
         .set_friend_setting(me, other, None)
         .await
-        .map_err(GatewayError::from_friends)?
+        .map_err(from_friends)?
     {
         return Err(not_a_friend(other));
     }

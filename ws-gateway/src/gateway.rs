@@ -220,6 +220,8 @@ struct Inner {
     audience: Arc<AudienceWatcher>,
     users: Users,
     shutdown: watch::Sender<bool>,
+    /// Sessions running on this node (see [`Gateway::session_started`]).
+    active_sessions: watch::Sender<usize>,
 }
 
 impl GatewayConfig {
@@ -356,6 +358,7 @@ impl Gateway {
                 audience,
                 users,
                 shutdown,
+                active_sessions: watch::Sender::new(0),
             }),
         };
         let weak = Arc::downgrade(&gateway.inner);
@@ -411,7 +414,7 @@ impl Gateway {
     }
 
     /// The metrics.
-    pub fn metrics(&self) -> &GatewayMetrics {
+    pub fn metrics(&self) -> &Arc<GatewayMetrics> {
         &self.inner.metrics
     }
 
@@ -502,13 +505,30 @@ impl Gateway {
         tokio::time::timeout(deadline, wait).await.is_ok()
     }
 
-    /// Waits until every session has ended, or `deadline` passes; true if all ended.
+    /// Counts a session as running until the returned guard is dropped; [`Gateway::drained`]
+    /// waits for the count to reach zero.
+    pub fn session_started(&self) -> ActiveSession {
+        self.inner.active_sessions.send_modify(|count| *count += 1);
+        ActiveSession(self.inner.active_sessions.clone())
+    }
+
+    /// Waits until every session counted by [`Gateway::session_started`] has ended, or
+    /// `deadline` passes; true if all ended. Woken by the last session's end, not polled.
     pub async fn drained(&self, deadline: Duration) -> bool {
-        let wait = async {
-            while self.inner.metrics.sessions.load(Ordering::Acquire) > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(deadline, wait).await.is_ok()
+        let mut count = self.inner.active_sessions.subscribe();
+        matches!(
+            tokio::time::timeout(deadline, count.wait_for(|&running| running == 0)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+/// A running session, counted until dropped (see [`Gateway::session_started`]).
+#[derive(Debug)]
+pub struct ActiveSession(watch::Sender<usize>);
+
+impl Drop for ActiveSession {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
     }
 }

@@ -10,6 +10,8 @@
 //!
 //! - [`api`]: [`api::router`], the WebSocket upgrade at `/v1/ws` (token in the
 //!   `Authorization` header or `?token=`) and the `/v1/me` friendship and sharing endpoints.
+//! - [`http`]: [`http::ApiError`], the JSON error body of every HTTP failure (the service's
+//!   and the gateway's), and the one `Authorization: Bearer` parser.
 //! - [`session`]: one connection's loop, written against `Stream`/`Sink` so tests can drive it.
 //! - [`protocol`]: the JSON messages, parsed into checked values.
 //! - [`gateway`]: [`Gateway`], the configuration and the shared parts, and what the HTTP
@@ -47,6 +49,7 @@ pub mod friends;
 pub mod friends_pg;
 pub mod gateway;
 pub mod history;
+pub mod http;
 pub mod hub;
 pub mod membership;
 pub mod metrics;

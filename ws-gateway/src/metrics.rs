@@ -1,7 +1,14 @@
-//! The gateway's Prometheus metrics: atomics updated on the hot path, rendered in the text
-//! exposition format and appended to the service's `/metrics`.
+//! The gateway's Prometheus metrics: plain atomics updated on the hot path, read at scrape
+//! time by a `prometheus-client` collector and encoded (OpenMetrics text) after the
+//! service's own registry at `/metrics`.
 
-use std::fmt::Write;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Histogram bucket upper bounds for update-to-push latency, seconds.
@@ -13,13 +20,15 @@ const LATENCY_BUCKETS_S: [f64; 12] = [
 ///
 /// ```
 /// use nearby_ws_gateway::metrics::GatewayMetrics;
-/// let metrics = GatewayMetrics::default();
+/// let metrics = std::sync::Arc::new(GatewayMetrics::default());
 /// metrics.pushes.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+/// metrics.observe_push_latency(0.003);
 /// let mut text = String::new();
 /// metrics.render(&mut text);
-/// assert!(text.contains("nearby_ws_pushes_total 2"));
+/// assert!(text.contains("# TYPE nearby_ws_pushes counter\nnearby_ws_pushes_total 2\n"));
+/// assert!(text.contains("nearby_ws_push_latency_seconds_count 1"));
 /// ```
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct GatewayMetrics {
     /// Open WebSocket sessions.
     pub sessions: AtomicI64,
@@ -77,139 +86,152 @@ pub struct GatewayMetrics {
     pub connects_limited: AtomicU64,
     /// Locations refused as implausible movement.
     pub implausible: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS_S.len()],
-    latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    push_latency: PushLatency,
+}
+
+/// Update-to-push latency (a histogram has no `Default`: its buckets are ours).
+#[derive(Debug)]
+struct PushLatency(Histogram);
+
+impl Default for PushLatency {
+    fn default() -> Self {
+        Self(Histogram::new(LATENCY_BUCKETS_S))
+    }
 }
 
 impl GatewayMetrics {
     /// Records the time from a friend's update (its server receive time) to its push.
     pub fn observe_push_latency(&self, seconds: f64) {
-        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_S) {
-            if seconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us
-            .fetch_add((seconds.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+        self.push_latency.0.observe(seconds.max(0.0));
     }
 
-    /// Appends the metrics in the text exposition format.
-    pub fn render(&self, out: &mut String) {
+    /// Appends the metrics in the OpenMetrics text format (without the final `# EOF`, which
+    /// the service writes after every registry).
+    pub fn render(self: &Arc<Self>, out: &mut String) {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Arc::clone(self)));
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(out, &registry);
+    }
+}
+
+impl Collector for GatewayMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let counters: [(&str, &str, &AtomicU64); 21] = [
             (
-                "nearby_audience_log_errors_total",
+                "nearby_audience_log_errors",
                 "failed reads of the audience log",
                 &self.audience_errors,
             ),
             (
-                "nearby_ws_withheld_total",
+                "nearby_ws_withheld",
                 "friend locations withheld while a grant was re-read or the audience log was stale",
                 &self.withheld,
             ),
             (
-                "nearby_ws_sessions_replaced_total",
+                "nearby_ws_sessions_replaced",
                 "sessions closed (4002) because the user opened a newer one past the limit",
                 &self.sessions_replaced,
             ),
             (
-                "nearby_ws_connects_limited_total",
+                "nearby_ws_connects_limited",
                 "WebSocket upgrades refused (429) for too many attempts by one user",
                 &self.connects_limited,
             ),
             (
-                "nearby_ws_implausible_total",
+                "nearby_ws_implausible",
                 "locations refused as implausible movement",
                 &self.implausible,
             ),
             (
-                "nearby_ws_sessions_moved_total",
+                "nearby_ws_sessions_moved",
                 "sessions closed so the user reconnects to its owner node (4001, 1012)",
                 &self.sessions_moved,
             ),
             (
-                "nearby_ws_redirected_total",
+                "nearby_ws_redirected",
                 "WebSocket upgrades redirected to the node that owns the user",
                 &self.redirected,
             ),
             (
-                "nearby_ws_sessions_opened_total",
+                "nearby_ws_sessions_opened",
                 "WebSocket sessions opened",
                 &self.sessions_opened,
             ),
             (
-                "nearby_ws_unauthorized_total",
+                "nearby_ws_unauthorized",
                 "WebSocket upgrades refused for a missing or invalid token",
                 &self.unauthorized,
             ),
             (
-                "nearby_ws_locations_total",
+                "nearby_ws_locations",
                 "location messages accepted",
                 &self.locations,
             ),
             (
-                "nearby_ws_message_errors_total",
+                "nearby_ws_message_errors",
                 "client messages refused with an error",
                 &self.message_errors,
             ),
             (
-                "nearby_ws_pushes_total",
+                "nearby_ws_pushes",
                 "messages pushed to clients",
                 &self.pushes,
             ),
             (
-                "nearby_ws_coalesced_total",
+                "nearby_ws_coalesced",
                 "pending friend events replaced by a newer one",
                 &self.coalesced,
             ),
             (
-                "nearby_ws_closed_abuse_total",
+                "nearby_ws_closed_abuse",
                 "sessions closed for flooding or oversize frames",
                 &self.closed_abuse,
             ),
             (
-                "nearby_ws_closed_unresponsive_total",
+                "nearby_ws_closed_unresponsive",
                 "sessions closed because the client stopped reading",
                 &self.closed_unresponsive,
             ),
             (
-                "nearby_bus_received_total",
+                "nearby_bus_received",
                 "bus messages received from Redis",
                 &self.bus_received,
             ),
             (
-                "nearby_bus_dropped_total",
+                "nearby_bus_dropped",
                 "bus messages dropped because the node could not keep up",
                 &self.bus_dropped,
             ),
             (
-                "nearby_bus_invalid_total",
+                "nearby_bus_invalid",
                 "bus messages that were not ours",
                 &self.bus_invalid,
             ),
             (
-                "nearby_bus_errors_total",
+                "nearby_bus_errors",
                 "failed bus publishes and cache operations",
                 &self.bus_errors,
             ),
             (
-                "nearby_location_history_written_total",
+                "nearby_location_history_written",
                 "location history rows written",
                 &self.history_written,
             ),
             (
-                "nearby_location_history_dropped_total",
+                "nearby_location_history_dropped",
                 "location history rows dropped (queue full)",
                 &self.history_dropped,
             ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
+            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
         }
         let gauges: [(&str, &str, &AtomicI64); 6] = [
             (
@@ -244,31 +266,16 @@ impl GatewayMetrics {
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                value.load(Ordering::Relaxed)
-            );
+            let gauge = ConstGauge::new(value.load(Ordering::Relaxed));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
-        let name = "nearby_ws_push_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} time from a friend's update reaching the gateway to its push\n# TYPE {name} histogram"
-        );
-        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_S) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.latency_count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {count}");
+        let latency = &self.push_latency.0;
+        latency.encode(encoder.encode_descriptor(
+            "nearby_ws_push_latency_seconds",
+            "time from a friend's update reaching the gateway to its push",
+            None,
+            latency.metric_type(),
+        )?)?;
+        Ok(())
     }
 }

@@ -4,8 +4,8 @@ use super::ApiError;
 use crate::auth::{Claims, unix_now};
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use nearby_ws_gateway::http::required_bearer_token;
 
 /// A request carrying a valid bearer token.
 #[derive(Clone, Copy, Debug)]
@@ -19,18 +19,7 @@ impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-        let token = value
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization scheme must be Bearer"))?;
+        let token = required_bearer_token(&parts.headers)?;
         let claims = state
             .secret()
             .verify(token, unix_now())

@@ -40,18 +40,22 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
     Ok(Json(Status { status: "ok" }))
 }
 
-/// Prometheus metrics, text exposition format.
+/// Prometheus metrics, OpenMetrics text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "metrics", content_type = "text/plain", body = String)))]
+    responses((status = 200, description = "metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (businesses, heap_bytes) = {
         let catalog = state.catalog();
         (catalog.len(), catalog.heap_bytes())
     };
-    let mut text = state.metrics().render(businesses);
-    crate::metrics::render_catalog(&mut text, businesses, heap_bytes, state.load_time_s());
+    let mut text = state.metrics().render(crate::metrics::CatalogFigures {
+        businesses,
+        heap_bytes,
+        load_seconds: state.load_time_s(),
+    });
     if let Some(gateway) = state.gateway() {
         gateway.metrics().render(&mut text);
     }
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    crate::metrics::finish(&mut text);
+    ([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }
