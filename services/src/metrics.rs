@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
 use std::sync::atomic::AtomicU64;
 
 /// Histogram bucket upper bounds, seconds: 50 µs to 10 s.
@@ -106,6 +107,42 @@ fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS_S)
 }
 
+/// The statuses whose counters are kept at hand (the rest are looked up in their family).
+const COMMON_STATUSES: [u16; 15] = [
+    200, 201, 204, 307, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 503,
+];
+
+/// Index of a label value in its fixed set (`set` ends with [`OTHER`] or is followed by it).
+fn index_of(set: &[&'static str], value: &'static str) -> usize {
+    set.iter()
+        .position(|&known| std::ptr::eq(known, value) || known == value)
+        .unwrap_or(set.len())
+}
+
+/// Handles to the series a request updates, created in their family on first use and then
+/// reached by index: the family's lookup (a lock and a hash of the labels) is paid once per
+/// series, not per request. Creating on first use keeps `/metrics` to the series seen.
+struct Handles {
+    /// By (route, method).
+    latency: Box<[OnceLock<Histogram>]>,
+    /// By (route, method, common status).
+    requests: Box<[OnceLock<Counter>]>,
+}
+
+const METHOD_SLOTS: usize = METHODS.len() + 1;
+
+impl Default for Handles {
+    fn default() -> Self {
+        let pairs = ROUTES.len() * METHOD_SLOTS;
+        Self {
+            latency: (0..pairs).map(|_| OnceLock::new()).collect(),
+            requests: (0..pairs * COMMON_STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+        }
+    }
+}
+
 /// What `/metrics` says of the catalog, read at scrape time.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CatalogFigures {
@@ -138,6 +175,7 @@ pub struct Metrics {
     heap_bytes: Gauge,
     bytes_per_business: Gauge<f64, AtomicU64>,
     load_seconds: Gauge<f64, AtomicU64>,
+    handles: Handles,
 }
 
 impl Default for Metrics {
@@ -192,6 +230,7 @@ impl Default for Metrics {
             heap_bytes,
             bytes_per_business,
             load_seconds,
+            handles: Handles::default(),
         }
     }
 }
@@ -213,16 +252,36 @@ impl Metrics {
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let route = route_label(route);
         let method = method_label(method);
-        self.requests
-            .get_or_create(&RequestLabels {
-                route,
-                method,
-                status,
-            })
-            .inc();
-        self.latency
-            .get_or_create(&LatencyLabels { route, method })
-            .observe(seconds);
+        // `route_label` and `method_label` return elements of ROUTES and METHODS or OTHER,
+        // so both indexes are in range (OTHER is ROUTES's last and METHODS's one past); the
+        // lookups below fall back to the families all the same.
+        let pair = index_of(&ROUTES, route) * METHOD_SLOTS + index_of(&METHODS, method);
+        let labels = || RequestLabels {
+            route,
+            method,
+            status,
+        };
+        let counter = COMMON_STATUSES
+            .iter()
+            .position(|&common| common == status)
+            .and_then(|common| {
+                self.handles
+                    .requests
+                    .get(pair * COMMON_STATUSES.len() + common)
+            });
+        match counter {
+            Some(slot) => slot
+                .get_or_init(|| self.requests.get_or_create_owned(&labels()))
+                .inc(),
+            None => self.requests.get_or_create(&labels()).inc(),
+        };
+        let latency = LatencyLabels { route, method };
+        match self.handles.latency.get(pair) {
+            Some(slot) => slot
+                .get_or_init(|| self.latency.get_or_create_owned(&latency))
+                .observe(seconds),
+            None => self.latency.get_or_create(&latency).observe(seconds),
+        }
     }
 
     /// Counts one change applied from the database change feed.
