@@ -17,110 +17,45 @@
 //! 5. forgets friends silent past the TTL, pings idle clients, and closes clients that flood,
 //!    send oversize frames, stop reading or stop answering, or are replaced by a newer
 //!    session of the same user past the per-user limit (4002).
+//!
+//! The decisions are pure functions of (state, input, now), one concern per file:
+//! `visibility.rs` (who may see what: the friend table, the hysteresis rule, approximate
+//! precision, expiry, timed flips), `rate.rs` (the flood and size limits on client frames),
+//! `close.rs` (every close code and reason, and the counter each bumps). This file is the
+//! transport: the select loop, reading and writing frames, and calling the stores, the bus
+//! and the cache, feeding what they answer into those functions. It reads the time only
+//! through its [`Clock`].
 
-use crate::approximate;
-use crate::clock;
+mod close;
+mod rate;
+mod visibility;
+
+use crate::clock::{Clock, Now};
 use crate::event::{Event, Topic};
-use crate::friends::{Audience, Grant, Precision, Sharing};
+use crate::friends::{Audience, Grant, Sharing};
 use crate::gateway::Gateway;
 use crate::hub::Mailbox;
-use crate::protocol::{
-    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_MOVED, CLOSE_POLICY_VIOLATION,
-    CLOSE_PROTOCOL_ERROR, CLOSE_REPLACED, CLOSE_SERVICE_RESTART, CLOSE_TOO_BIG, CLOSE_UNRESPONSIVE,
-    ClientMessage, Fix, FriendView, MessageError, ServerMessage, parse_client_message,
-};
-use crate::users::Bucket;
+use crate::protocol::{ClientMessage, Fix, MessageError, ServerMessage, parse_client_message};
 use axum::extract::ws::{CloseFrame, Message};
+use close::{Close, End};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use geo_index::LatLng;
-use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use rate::{Frame, FrameLimit};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
+use visibility::{Delivery, Edge, Friends};
 
 /// How soon a failed re-read of friendships or sharing is tried again.
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 /// Past this many friends to re-check at once, one full reload is cheaper than one read each.
 const RECHECK_ONE_BY_ONE: usize = 16;
-
-/// A friend's last known location, as this session saw it.
-#[derive(Clone, Copy, Debug)]
-struct Known {
-    /// The friend's real position (never sent to a viewer who may see it only approximately).
-    fix: Fix,
-    /// When it expires (TTL after the update).
-    expires: Instant,
-    /// Whether the client is currently shown this friend.
-    shown: bool,
-    /// How precisely the client was last shown this friend.
-    precision: Precision,
-    /// Where the client is shown this friend, when approximately: the cell with its centre
-    /// and accuracy, kept so that re-evaluating costs one cell lookup, not a boundary.
-    approximately: Option<Apparent>,
-}
-
-impl Known {
-    /// The cell the client is shown, when approximately.
-    fn cell(&self) -> Option<h3o::CellIndex> {
-        self.approximately.and_then(|a| a.cell)
-    }
-
-    /// What the client was shown approximately, when it still holds for `precision`.
-    fn carried(&self, precision: Precision) -> Option<Apparent> {
-        self.approximately
-            .filter(|_| self.shown && self.precision == precision)
-    }
-}
-
-/// Where a viewer sees a friend: their position, or the centre of a cell.
-#[derive(Clone, Copy, Debug)]
-struct Apparent {
-    position: LatLng,
-    cell: Option<h3o::CellIndex>,
-    accuracy_m: Option<f64>,
-}
-
-/// What a viewer with `precision` is shown of `fix`; `shown` is what it was shown so far
-/// (`None` the first time: the current cell as it is). Staying in the shown cell reuses its
-/// centre and accuracy; only a new cell computes them.
-fn apparent(precision: Precision, fix: Fix, shown: Option<Apparent>) -> Apparent {
-    match precision {
-        Precision::Approximate => {
-            let cell = approximate::next_cell(shown.and_then(|s| s.cell), fix.position);
-            match shown {
-                Some(shown) if shown.cell == Some(cell) => shown,
-                _ => Apparent {
-                    position: approximate::centre(cell),
-                    cell: Some(cell),
-                    accuracy_m: Some(approximate::circumradius_m(cell).round()),
-                },
-            }
-        }
-        Precision::Exact | Precision::Hidden => Apparent {
-            position: fix.position,
-            cell: None,
-            accuracy_m: None,
-        },
-    }
-}
-
-/// Whether a friend at `distance_m` is (still) shown: enter at the radius, leave only past
-/// radius + hysteresis, so a friend standing on the edge does not flicker.
-///
-/// ```text
-/// shown  distance            result
-/// no     <= radius           yes
-/// yes    <= radius + hyst.   yes
-/// ```
-fn within(shown: bool, distance_m: f64, radius_m: f64, hysteresis_m: f64) -> bool {
-    if shown {
-        distance_m <= radius_m + hysteresis_m
-    } else {
-        distance_m <= radius_m
-    }
-}
+/// How long the server waits for its close frame to be written and answered, and for the
+/// reply to a client's close to be flushed.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 
 /// What woke the session's loop.
 enum Wake {
@@ -133,14 +68,6 @@ enum Wake {
     Shutdown,
     Membership,
     Replaced,
-}
-
-/// Why a session ended, for logs and close frames.
-enum End {
-    /// The client closed or the connection dropped.
-    ClientGone,
-    /// Close with this code and reason (at most 123 bytes, the WebSocket limit).
-    Close(u16, Cow<'static, str>),
 }
 
 /// What the user's friendships and sharing were when the session started (loaded before the
@@ -157,13 +84,11 @@ pub struct Start {
 
 struct Session {
     gateway: Gateway,
+    clock: Clock,
     user: u64,
     mailbox: Arc<Mailbox>,
-    /// Friends, each with what they grant this user.
-    friends: HashMap<u64, Grant>,
-    /// Friends whose grant changed and is being re-read: none of their locations is shown
-    /// until it is.
-    uncertain: HashSet<u64>,
+    /// Friends, what each grants, what the client is shown of each.
+    friends: Friends,
     /// The user's own sharing setting.
     sharing: Sharing,
     /// The user's own friendships or sharing changed and were not re-read yet: the user's
@@ -179,9 +104,7 @@ struct Session {
     snapshot_sent: bool,
     /// Whether this session last told friends the user is gone (sharing off).
     hidden: bool,
-    known: HashMap<u64, Known>,
-    next_expiry: Option<Instant>,
-    frame_bucket: Bucket,
+    frame_limit: FrameLimit,
     last_heard: Instant,
     outbox: Vec<ServerMessage>,
     /// Notified when a newer session of the user replaced this one.
@@ -189,24 +112,38 @@ struct Session {
 }
 
 /// Runs a session on `socket` until it ends; every subscription it made is undone.
-pub async fn run<S>(gateway: Gateway, start: Start, mut socket: S)
+pub async fn run<S>(gateway: Gateway, start: Start, socket: S)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
-    let metrics_started = Instant::now();
-    let now = Instant::now();
+    run_with_clock(gateway, start, socket, Clock::system()).await;
+}
+
+/// [`run`], reading the time from `clock`.
+pub async fn run_with_clock<S>(gateway: Gateway, start: Start, mut socket: S, clock: Clock)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let started = clock.now();
     let config = gateway.config().clone();
     let mailbox = gateway.hub().mailbox();
-    let registration = gateway.users().register(start.user, mailbox.session(), now);
+    let registration =
+        gateway
+            .users()
+            .register(start.user, mailbox.session(), started.instant.into_std());
     gateway
         .metrics()
         .sessions_replaced
         .fetch_add(registration.evicted as u64, Ordering::Relaxed);
+    let edge = Edge {
+        radius_m: config.radius_m,
+        hysteresis_m: config.hysteresis_m,
+    };
     let mut session = Session {
+        clock,
         user: start.user,
         mailbox,
-        friends: HashMap::new(),
-        uncertain: HashSet::new(),
+        friends: Friends::new(start.user, edge, config.location_ttl),
         sharing: start.audience.sharing,
         own_reload: false,
         retry_at: None,
@@ -214,10 +151,13 @@ where
         last_fix: None,
         snapshot_sent: false,
         hidden: false,
-        known: HashMap::new(),
-        next_expiry: None,
-        frame_bucket: Bucket::new(config.frame_rate_per_s, config.frame_burst, now),
-        last_heard: now,
+        frame_limit: FrameLimit::new(
+            config.frame_rate_per_s,
+            config.frame_burst,
+            config.max_message_bytes,
+            started.instant,
+        ),
+        last_heard: started.instant,
         outbox: Vec::new(),
         replaced: registration.replaced,
         gateway,
@@ -238,16 +178,16 @@ where
             for user in users {
                 if user == session.user {
                     session.own_reload = true;
-                } else if session.friends.contains_key(&user) {
-                    session.uncertain.insert(user);
+                } else {
+                    session.friends.mark(user);
                 }
             }
         }
     }
-    if session.own_reload || !session.uncertain.is_empty() {
+    if session.own_reload || session.friends.marked_count() > 0 {
         session.apply_audience().await;
     }
-    session.flip_at = session.next_flip(clock::now_ms());
+    session.schedule_flip();
     tracing::debug!(
         user = session.user,
         friends = session.friends.len(),
@@ -255,38 +195,41 @@ where
     );
 
     let end = session.serve(&mut socket).await;
-    if let End::ClientGone = end {
-        // The client's close frame was answered by tungstenite but the reply is only queued:
-        // flush it (bounded), or the client sees an abnormal closure (1006).
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.flush()).await;
-    }
-    if let End::Close(code, reason) = end {
-        let frame = CloseFrame {
-            code,
-            reason: reason.to_string().into(),
-        };
-        // Best effort, bounded: the peer may be the reason we are closing. Then read (and
-        // discard) until the peer answers the close or goes away: dropping a socket with
-        // unread input makes the kernel reset the connection, and the peer could lose the
-        // close frame (and its code) to the reset.
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            socket.send(Message::Close(Some(frame))).await?;
-            while socket.next().await.is_some() {}
-            Ok::<(), axum::Error>(())
-        })
-        .await;
-        tracing::debug!(
-            user = session.user,
-            code,
-            reason = %reason,
-            "session closed by server"
-        );
+    match &end {
+        End::ClientGone => {
+            // The client's close frame was answered by tungstenite but the reply is only
+            // queued: flush it (bounded), or the client sees an abnormal closure (1006).
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, socket.flush()).await;
+        }
+        End::Close(close) => {
+            close.count(metrics);
+            let frame = CloseFrame {
+                code: close.code(),
+                reason: close.reason().as_ref().into(),
+            };
+            // Best effort, bounded: the peer may be the reason we are closing. Then read (and
+            // discard) until the peer answers the close or goes away: dropping a socket with
+            // unread input makes the kernel reset the connection, and the peer could lose the
+            // close frame (and its code) to the reset.
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                socket.send(Message::Close(Some(frame))).await?;
+                while socket.next().await.is_some() {}
+                Ok::<(), axum::Error>(())
+            })
+            .await;
+            tracing::debug!(
+                user = session.user,
+                code = close.code(),
+                reason = %close.reason(),
+                "session closed by server"
+            );
+        }
     }
     session.finish().await;
     metrics.sessions.fetch_sub(1, Ordering::AcqRel);
     tracing::debug!(
         user = session.user,
-        lasted_s = metrics_started.elapsed().as_secs(),
+        lasted_s = started.instant.elapsed().as_secs(),
         "session ended"
     );
 }
@@ -305,44 +248,21 @@ impl Session {
     }
 
     fn add_friend(&mut self, friend: u64, grant: Grant) {
-        if friend == self.user {
-            return;
-        }
-        if self.friends.insert(friend, grant).is_none() {
+        if self.friends.add(friend, grant) {
             self.subscribe(Topic::Location(friend));
         }
     }
 
     fn remove_friend(&mut self, friend: u64) {
-        self.uncertain.remove(&friend);
-        if self.friends.remove(&friend).is_some() {
+        if self.friends.remove(friend, &mut self.outbox) {
             self.unsubscribe(Topic::Location(friend));
-            if self.known.remove(&friend).is_some_and(|k| k.shown) {
-                self.outbox
-                    .push(ServerMessage::FriendGone { user_id: friend });
-            }
         }
     }
 
-    /// The one rule for showing a friend's location: they are a friend whose grant is
-    /// settled (not being re-read) and lets this user see them at `now_ms`, and the node has
-    /// read the audience log recently enough (`fresh`).
-    fn may_see(&self, friend: u64, now_ms: i64, fresh: bool) -> bool {
-        fresh
-            // (An empty set answers without hashing: the common case on the hot path.)
-            && (self.uncertain.is_empty() || !self.uncertain.contains(&friend))
-            && self.precision(friend, now_ms) != Precision::Hidden
-    }
-
-    /// How precisely `friend` lets this user see them at `now_ms` (hidden for a stranger).
-    fn precision(&self, friend: u64, now_ms: i64) -> Precision {
-        self.friends
-            .get(&friend)
-            .map_or(Precision::Hidden, |grant| grant.precision_at(now_ms))
-    }
-
+    /// Whether the node read the audience log recently enough to vouch for grants. (The
+    /// watcher keeps its own clock, the system's monotonic one.)
     fn is_fresh(&self) -> bool {
-        self.gateway.audience().is_fresh(Instant::now())
+        self.gateway.audience().is_fresh(std::time::Instant::now())
     }
 
     async fn serve<S>(&mut self, socket: &mut S) -> End
@@ -363,7 +283,7 @@ impl Session {
             let wake = tokio::select! {
                 frame = socket.next() => Wake::Frame(frame),
                 () = mailbox.wait() => Wake::Mailbox,
-                () = sleep_until_opt(self.next_expiry) => Wake::Expiry,
+                () = sleep_until_opt(self.friends.next_expiry()) => Wake::Expiry,
                 () = sleep_until_opt(self.flip_at) => Wake::Flip,
                 () = sleep_until_opt(self.retry_at) => Wake::Retry,
                 _ = ping.tick() => Wake::Ping,
@@ -371,14 +291,15 @@ impl Session {
                 Ok(()) = members.changed() => Wake::Membership,
                 () = replaced.notified() => Wake::Replaced,
             };
+            let now = self.clock.now();
             let step = match wake {
-                Wake::Frame(frame) => self.on_frame(frame).await,
+                Wake::Frame(frame) => self.on_frame(frame, now).await,
                 Wake::Mailbox => {
                     self.on_mailbox().await;
                     None
                 }
                 Wake::Expiry => {
-                    self.expire(Instant::now());
+                    self.friends.expire(now.instant, &mut self.outbox);
                     None
                 }
                 Wake::Flip => {
@@ -390,33 +311,30 @@ impl Session {
                     self.apply_audience().await;
                     None
                 }
-                Wake::Ping if self.last_heard.elapsed() > config.idle_timeout => {
-                    self.gateway
-                        .metrics()
-                        .closed_unresponsive
-                        .fetch_add(1, Ordering::Relaxed);
-                    Some(End::Close(
-                        CLOSE_UNRESPONSIVE,
-                        "no message or pong within the idle timeout".into(),
-                    ))
+                Wake::Ping
+                    if now.instant.saturating_duration_since(self.last_heard)
+                        > config.idle_timeout =>
+                {
+                    Some(End::Close(Close::Idle))
                 }
                 Wake::Ping => self
                     .send(socket, &[], Some(Message::Ping(Default::default())))
                     .await
                     .err(),
-                Wake::Shutdown => Some(self.shutdown_close()),
-                Wake::Membership => self.moved(),
-                Wake::Replaced => Some(End::Close(
-                    CLOSE_REPLACED,
-                    "replaced by a newer session of this user".into(),
-                )),
+                Wake::Shutdown => Some(End::Close(self.shutdown_close())),
+                Wake::Membership => self.moved().map(End::Close),
+                Wake::Replaced => Some(End::Close(Close::Replaced)),
             };
             if let Some(end) = step {
                 return end;
             }
             if !self.outbox.is_empty() {
                 let messages = std::mem::take(&mut self.outbox);
-                if let Err(end) = self.send(socket, &messages, None).await {
+                let sent = self.send(socket, &messages, None).await;
+                // Hand the buffer back: its capacity serves the next wake.
+                self.outbox = messages;
+                self.outbox.clear();
+                if let Err(end) = sent {
                     return end;
                 }
             }
@@ -425,24 +343,21 @@ impl Session {
 
     /// How a session ends when its node shuts down: with other nodes to move to, 1012
     /// (service restart) naming the user's next owner; alone, 1001 (going away).
-    fn shutdown_close(&self) -> End {
+    fn shutdown_close(&self) -> Close {
         let membership = self.gateway.membership();
         if !membership.is_clustered() {
-            return End::Close(CLOSE_GOING_AWAY, "server shutting down".into());
+            return Close::GoingAway;
         }
-        self.gateway
-            .metrics()
-            .sessions_moved
-            .fetch_add(1, Ordering::Relaxed);
-        match membership.successor(self.user) {
-            Some(next) => End::Close(CLOSE_SERVICE_RESTART, next.websocket_url().into()),
-            None => End::Close(CLOSE_SERVICE_RESTART, "server restarting".into()),
-        }
+        Close::Restart(
+            membership
+                .successor(self.user)
+                .map(|next| next.websocket_url()),
+        )
     }
 
-    /// After a membership change: if another node now owns the user, ends the session with
-    /// 4001 and that node's WebSocket URL, so the client reconnects there.
-    fn moved(&self) -> Option<End> {
+    /// After a membership change: if another node now owns the user, the close (4001) that
+    /// sends the client to that node's WebSocket URL.
+    fn moved(&self) -> Option<Close> {
         let membership = self.gateway.membership();
         if membership.is_leaving() {
             // The drain closes every session itself (1012).
@@ -452,121 +367,78 @@ impl Session {
         if owner.id() == membership.me().id() {
             return None;
         }
-        self.gateway
-            .metrics()
-            .sessions_moved
-            .fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             user = self.user,
             owner = owner.id(),
             "user moved to another node"
         );
-        Some(End::Close(CLOSE_MOVED, owner.websocket_url().into()))
+        Some(Close::Moved(owner.websocket_url()))
     }
 
-    /// The next instant, still ahead, at which the user's or a friend's timed sharing flips.
-    fn next_flip(&self, now_ms: i64) -> Option<Instant> {
-        let ahead = self
-            .sharing
-            .until_ms
-            .into_iter()
-            .chain(self.friends.values().flat_map(Grant::flips))
-            .filter(|&until| until > now_ms)
-            .min()?;
-        let wait = u64::try_from(ahead - now_ms).ok()?;
-        Some(Instant::now() + Duration::from_millis(wait))
+    /// Arms the timer for the next instant, still ahead, at which the user's or a friend's
+    /// timed sharing flips.
+    fn schedule_flip(&mut self) {
+        let now = self.clock.now();
+        self.flip_at = self
+            .friends
+            .next_flip(&self.sharing, now.unix_ms)
+            .map(|wait| now.instant + wait);
     }
 
     /// A timed sharing setting flipped: show or hide the user now (not at their next
     /// update), and stop showing friends whose sharing ended.
     async fn on_flip(&mut self) {
         self.publish_own().await;
-        if let Some(fix) = self.last_fix {
-            self.reevaluate(fix.position);
-        }
-        self.flip_at = self.next_flip(clock::now_ms());
-    }
-
-    /// Counts a message over the flood limit; the close to end the session with.
-    fn flood(&self) -> End {
-        self.gateway
-            .metrics()
-            .closed_abuse
-            .fetch_add(1, Ordering::Relaxed);
-        End::Close(CLOSE_POLICY_VIOLATION, "message rate limit exceeded".into())
+        self.reevaluate();
+        self.schedule_flip();
     }
 
     /// Handles one frame from the client; `Some` ends the session.
-    async fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Option<End> {
-        let now = Instant::now();
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, axum::Error>>,
+        now: Now,
+    ) -> Option<End> {
         let message = match frame {
             None => return Some(End::ClientGone),
-            Some(Err(err)) => return Some(self.read_error(&err)),
+            Some(Err(err)) => return Some(close::read_error(&err)),
             Some(Ok(message)) => message,
         };
-        self.last_heard = now;
-        match message {
-            Message::Text(text) => {
-                if !self.frame_bucket.take(now) {
-                    return Some(self.flood());
-                }
-                if text.len() > self.gateway.config().max_message_bytes {
-                    self.gateway
-                        .metrics()
-                        .closed_abuse
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Some(End::Close(CLOSE_TOO_BIG, "message too big".into()));
-                }
-                match parse_client_message(text.as_str(), clock::now_ms()) {
-                    Ok(ClientMessage::Location(fix)) => {
-                        if self.gateway.users().take_location(self.user, now) {
-                            self.on_location(fix, now).await;
-                        } else {
-                            self.refuse(MessageError::new(
-                                "rate_limited",
-                                "too many location messages; this one was dropped",
-                            ));
-                        }
-                    }
-                    Err(err) => self.refuse(err),
-                }
-            }
-            Message::Binary(_) => {
-                if !self.frame_bucket.take(now) {
-                    return Some(self.flood());
-                }
-                self.refuse(MessageError::new(
-                    "unsupported_frame",
-                    "binary frames are not supported; send JSON text frames",
-                ));
-            }
+        self.last_heard = now.instant;
+        let admitted = match &message {
+            Message::Text(text) => Frame::Text(text.len()),
+            Message::Binary(_) => Frame::Binary,
             Message::Close(_) => return Some(End::ClientGone),
-            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Ping(_) | Message::Pong(_) => return None,
+        };
+        if let Err(close) = self.frame_limit.admit(admitted, now.instant) {
+            return Some(End::Close(close));
+        }
+        let Message::Text(text) = message else {
+            self.refuse(MessageError::new(
+                "unsupported_frame",
+                "binary frames are not supported; send JSON text frames",
+            ));
+            return None;
+        };
+        match parse_client_message(text.as_str(), now.unix_ms) {
+            Ok(ClientMessage::Location(fix)) => {
+                if self
+                    .gateway
+                    .users()
+                    .take_location(self.user, now.instant.into_std())
+                {
+                    self.on_location(fix, now).await;
+                } else {
+                    self.refuse(MessageError::new(
+                        "rate_limited",
+                        "too many location messages; this one was dropped",
+                    ));
+                }
+            }
+            Err(err) => self.refuse(err),
         }
         None
-    }
-
-    fn read_error(&self, err: &axum::Error) -> End {
-        let cause = std::error::Error::source(err)
-            .and_then(|source| source.downcast_ref::<tungstenite::Error>());
-        let end = match cause {
-            Some(tungstenite::Error::Capacity(_)) => {
-                End::Close(CLOSE_TOO_BIG, "frame or message over the size limit".into())
-            }
-            Some(tungstenite::Error::Utf8(_)) => End::Close(
-                CLOSE_INVALID_PAYLOAD,
-                "text frame is not valid UTF-8".into(),
-            ),
-            Some(tungstenite::Error::Protocol(_)) => {
-                End::Close(CLOSE_PROTOCOL_ERROR, "websocket protocol violation".into())
-            }
-            _ => return End::ClientGone,
-        };
-        self.gateway
-            .metrics()
-            .closed_abuse
-            .fetch_add(1, Ordering::Relaxed);
-        end
     }
 
     fn refuse(&mut self, err: MessageError) {
@@ -579,8 +451,12 @@ impl Session {
 
     /// Publishes the client's location and updates what the client sees; an implausible move
     /// is refused and changes nothing.
-    async fn on_location(&mut self, fix: Fix, now: Instant) {
-        if let Err(implausible) = self.gateway.users().accept_move(self.user, fix, now) {
+    async fn on_location(&mut self, fix: Fix, now: Now) {
+        if let Err(implausible) =
+            self.gateway
+                .users()
+                .accept_move(self.user, fix, now.instant.into_std())
+        {
             self.gateway
                 .metrics()
                 .implausible
@@ -602,7 +478,7 @@ impl Session {
         self.last_fix = Some(fix);
         self.publish_own().await;
         if self.snapshot_sent {
-            self.reevaluate(fix.position);
+            self.reevaluate();
         } else {
             self.snapshot(fix.position).await;
         }
@@ -616,7 +492,7 @@ impl Session {
         if self.own_reload {
             return;
         }
-        if self.sharing.effective(clock::now_ms()) {
+        if self.sharing.effective(self.clock.now().unix_ms) {
             self.hidden = false;
             self.gateway.history().record(self.user, fix);
             let (cached, published) = tokio::join!(
@@ -660,13 +536,8 @@ impl Session {
             ));
             return;
         }
-        let now_ms = clock::now_ms();
-        let visible: Vec<u64> = self
-            .friends
-            .keys()
-            .copied()
-            .filter(|&friend| self.may_see(friend, now_ms, true))
-            .collect();
+        let now_ms = self.clock.now().unix_ms;
+        let visible = self.friends.visible(now_ms);
         if let Err(err) = self.load_known(&visible).await {
             tracing::debug!(user = self.user, error = %err, "snapshot without the cache");
             self.refuse(MessageError::new(
@@ -675,135 +546,38 @@ impl Session {
             ));
             return;
         }
-        let (radius, _) = self.radius();
-        let mut shown = Vec::new();
-        let precisions: HashMap<u64, Precision> = visible
-            .iter()
-            .map(|&friend| (friend, self.precision(friend, now_ms)))
-            .collect();
-        for (&friend, known) in &mut self.known {
-            let Some(&precision) = precisions.get(&friend) else {
-                known.shown = false;
-                continue;
-            };
-            let seen = apparent(precision, known.fix, None);
-            let distance = me.distance_m(seen.position);
-            known.shown = distance <= radius;
-            known.precision = precision;
-            known.approximately = seen.cell.and(Some(seen)).filter(|_| known.shown);
-            if known.shown {
-                shown.push(view(friend, known.fix, &seen, precision, distance));
-            }
-        }
-        shown.sort_by(|a, b| {
-            a.distance_m
-                .total_cmp(&b.distance_m)
-                .then(a.user_id.cmp(&b.user_id))
-        });
+        let snapshot = self.friends.snapshot(me, now_ms);
         self.snapshot_sent = true;
-        self.outbox
-            .push(ServerMessage::NearbyFriends { friends: shown });
+        self.outbox.push(snapshot);
     }
 
-    fn radius(&self) -> (f64, f64) {
-        let config = self.gateway.config();
-        (config.radius_m, config.hysteresis_m)
-    }
-
-    /// Fills `known` with the cached locations of `friends`.
+    /// Fills the friend table with the cached locations of `friends`.
     async fn load_known(&mut self, friends: &[u64]) -> Result<(), crate::cache::CacheError> {
         if friends.is_empty() {
             return Ok(());
         }
-        let now_ms = clock::now_ms();
+        let read_at = self.clock.now();
         let cached = self.gateway.cache().get_many(friends).await?;
-        let ttl = self.gateway.config().location_ttl;
-        let now = Instant::now();
+        let now = self.clock.now();
         for (&friend, fix) in friends.iter().zip(cached) {
-            let Some(fix) = fix else { continue };
-            if !self.friends.contains_key(&friend) {
-                continue;
+            if let Some(fix) = fix {
+                self.friends
+                    .remember_cached(friend, fix, now.instant, read_at.unix_ms);
             }
-            // The cache keeps an entry for the TTL after its last write; the fix's own
-            // timestamp tells how much of it is left.
-            let age = Duration::from_millis(
-                u64::try_from(now_ms.saturating_sub(fix.timestamp_ms)).unwrap_or(0),
-            );
-            let expires = now + ttl.saturating_sub(age).max(Duration::from_millis(1));
-            self.remember(friend, fix, expires);
         }
         Ok(())
     }
 
-    fn remember(&mut self, friend: u64, fix: Fix, expires: Instant) -> &mut Known {
-        self.next_expiry = Some(self.next_expiry.map_or(expires, |next| next.min(expires)));
-        let entry = self.known.entry(friend).or_insert(Known {
-            fix,
-            expires,
-            shown: false,
-            precision: Precision::Hidden,
-            approximately: None,
-        });
-        entry.fix = fix;
-        entry.expires = expires;
-        entry
-    }
-
-    /// After the client moved or what friends grant changed: friends entering or leaving the
-    /// radius, and shown friends who may no longer be seen.
-    fn reevaluate(&mut self, me: LatLng) {
-        let (radius, hysteresis) = self.radius();
-        let now_ms = clock::now_ms();
+    /// After the client moved or what friends grant changed: see
+    /// [`Friends::reevaluate`], which runs only while the node can vouch for grants.
+    fn reevaluate(&mut self) {
+        let Some(fix) = self.last_fix else { return };
         if !self.is_fresh() {
-            // The node cannot vouch for any grant right now: show nothing new, but do not hide
-            // friends either — their last position is not new information, and an overloaded
-            // or cut-off node would otherwise make every friend flicker off and on.
             return;
         }
-        let fresh = true;
-        let mut changes = Vec::new();
-        for (&friend, known) in &self.known {
-            let precision = if self.may_see(friend, now_ms, fresh) {
-                self.precision(friend, now_ms)
-            } else {
-                Precision::Hidden
-            };
-            if precision == Precision::Hidden {
-                if known.shown {
-                    changes.push((friend, None));
-                }
-                continue;
-            }
-            let seen = apparent(precision, known.fix, known.carried(precision));
-            let distance = me.distance_m(seen.position);
-            let show = within(known.shown, distance, radius, hysteresis);
-            if show != known.shown
-                || (show && (known.precision != precision || known.cell() != seen.cell))
-            {
-                changes.push((friend, show.then_some((seen, precision, distance))));
-            }
-        }
-        for (friend, shown) in changes {
-            let Some(known) = self.known.get_mut(&friend) else {
-                continue;
-            };
-            match shown {
-                Some((seen, precision, distance)) => {
-                    known.shown = true;
-                    known.precision = precision;
-                    known.approximately = seen.cell.and(Some(seen));
-                    self.outbox.push(ServerMessage::FriendLocation(view(
-                        friend, known.fix, &seen, precision, distance,
-                    )));
-                }
-                None => {
-                    known.shown = false;
-                    known.approximately = None;
-                    self.outbox
-                        .push(ServerMessage::FriendGone { user_id: friend });
-                }
-            }
-        }
+        let now_ms = self.clock.now().unix_ms;
+        self.friends
+            .reevaluate(fix.position, now_ms, &mut self.outbox);
     }
 
     /// Friends' events, and changes to friendships and sharing marked by the audience
@@ -814,90 +588,35 @@ impl Session {
             self.own_reload = true;
         }
         for friend in pending.recheck {
-            if self.friends.contains_key(&friend) {
-                self.uncertain.insert(friend);
-            }
+            self.friends.mark(friend);
         }
-        if self.own_reload || !self.uncertain.is_empty() {
+        if self.own_reload || self.friends.marked_count() > 0 {
             self.apply_audience().await;
         }
-        let now = Instant::now();
-        let now_ms = clock::now_ms();
+        let now = self.clock.now();
         let fresh = self.is_fresh();
-        let ttl = self.gateway.config().location_ttl;
         let me = self.last_fix.map(|fix| fix.position);
-        let (radius, hysteresis) = self.radius();
+        let metrics = self.gateway.metrics();
         for (friend, event) in pending.events {
-            // Privacy guard: only current friends' events are ever looked at, whatever
-            // reached the mailbox before an unfriending was processed.
-            if !self.friends.contains_key(&friend) {
-                continue;
-            }
             match event {
                 Event::Location(fix) => {
-                    // A fix this session already holds (the snapshot read it from the cache
-                    // while the same fix waited in the mailbox; a message delivered twice) or
-                    // an older one (overtaken on the way) is not news: nothing to push, and
-                    // the friend's expiry stays what the held fix's age makes it.
-                    if self.known.get(&friend).is_some_and(|held| {
-                        held.fix == fix || fix.timestamp_ms < held.fix.timestamp_ms
-                    }) {
-                        continue;
-                    }
-                    let allowed = self.may_see(friend, now_ms, fresh);
-                    let known = *self.remember(friend, fix, now + ttl);
-                    let Some(me) = me else { continue };
-                    if !allowed {
-                        self.gateway
-                            .metrics()
-                            .withheld
-                            .fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    let precision = self.precision(friend, now_ms);
-                    if precision == Precision::Approximate
-                        && known.shown
-                        && known.precision == precision
-                        && known.cell() == Some(approximate::cell_of(fix.position))
+                    match self
+                        .friends
+                        .on_location(friend, fix, me, now, fresh, &mut self.outbox)
                     {
-                        // Moving inside the cell the viewer is shown sends nothing: settle it
-                        // with one cell lookup, before any centre or boundary is computed.
-                        continue;
-                    }
-                    let seen = apparent(precision, fix, known.carried(precision));
-                    let distance = me.distance_m(seen.position);
-                    let show = within(known.shown, distance, radius, hysteresis);
-                    // An approximate viewer hears only of a change of cell.
-                    let same_cell = known.shown
-                        && precision == Precision::Approximate
-                        && known.precision == precision
-                        && known.cell() == seen.cell;
-                    if show && !same_cell {
-                        let latency_ms = now_ms.saturating_sub(fix.timestamp_ms);
-                        if latency_ms >= 0 {
-                            self.gateway
-                                .metrics()
-                                .observe_push_latency(latency_ms as f64 / 1e3);
+                        Delivery::Withheld => {
+                            metrics.withheld.fetch_add(1, Ordering::Relaxed);
                         }
-                        self.outbox.push(ServerMessage::FriendLocation(view(
-                            friend, fix, &seen, precision, distance,
-                        )));
-                    } else if !show && known.shown {
-                        self.outbox
-                            .push(ServerMessage::FriendGone { user_id: friend });
-                    }
-                    if let Some(entry) = self.known.get_mut(&friend) {
-                        entry.shown = show;
-                        entry.precision = precision;
-                        entry.approximately = seen.cell.and(Some(seen)).filter(|_| show);
+                        Delivery::Judged { pushed: true } => {
+                            let latency_ms = now.unix_ms.saturating_sub(fix.timestamp_ms);
+                            if latency_ms >= 0 {
+                                metrics.observe_push_latency(latency_ms as f64 / 1e3);
+                            }
+                        }
+                        Delivery::Judged { pushed: false } | Delivery::Ignored => {}
                     }
                 }
-                Event::Gone => {
-                    if self.known.remove(&friend).is_some_and(|k| k.shown) {
-                        self.outbox
-                            .push(ServerMessage::FriendGone { user_id: friend });
-                    }
-                }
+                Event::Gone => self.friends.on_gone(friend, &mut self.outbox),
                 Event::Changed => {}
             }
         }
@@ -908,7 +627,7 @@ impl Session {
     /// in place (those friends stay withheld, the user's location unpublished) and is retried
     /// shortly.
     async fn apply_audience(&mut self) {
-        if self.uncertain.len() > RECHECK_ONE_BY_ONE {
+        if self.friends.marked_count() > RECHECK_ONE_BY_ONE {
             self.own_reload = true;
         }
         let mut failed = false;
@@ -924,13 +643,9 @@ impl Session {
                 }
             }
         }
-        let marked: Vec<u64> = self.uncertain.iter().copied().collect();
-        for friend in marked {
+        for friend in self.friends.marked() {
             match self.gateway.friends().grant(self.user, friend).await {
-                Ok(Some(grant)) => {
-                    self.uncertain.remove(&friend);
-                    self.friends.insert(friend, grant);
-                }
+                Ok(Some(grant)) => self.friends.settle(friend, grant),
                 Ok(None) => self.remove_friend(friend),
                 Err(err) => {
                     failed = true;
@@ -938,11 +653,9 @@ impl Session {
                 }
             }
         }
-        self.retry_at = failed.then(|| Instant::now() + RETRY_AFTER);
-        self.flip_at = self.next_flip(clock::now_ms());
-        if let Some(fix) = self.last_fix {
-            self.reevaluate(fix.position);
-        }
+        self.retry_at = failed.then(|| self.clock.now().instant + RETRY_AFTER);
+        self.schedule_flip();
+        self.reevaluate();
     }
 
     /// Applies a full read of the user's friendships and sharing.
@@ -950,24 +663,22 @@ impl Session {
         let current: HashMap<u64, Grant> = audience.friends.into_iter().collect();
         let removed: Vec<u64> = self
             .friends
-            .keys()
+            .ids()
             .filter(|friend| !current.contains_key(friend))
-            .copied()
             .collect();
         for friend in removed {
             self.remove_friend(friend);
         }
         let mut added = Vec::new();
         for (&friend, &grant) in &current {
-            if !self.friends.contains_key(&friend) {
+            if !self.friends.contains(friend) {
                 added.push(friend);
             }
             self.add_friend(friend, grant);
-            self.friends.insert(friend, grant);
         }
         // The read started after every mark taken so far: they are all settled.
-        self.uncertain.clear();
-        let now_ms = clock::now_ms();
+        self.friends.settle_all();
+        let now_ms = self.clock.now().unix_ms;
         let was = self.sharing.effective(now_ms);
         self.sharing = audience.sharing;
         if was != self.sharing.effective(now_ms) {
@@ -978,28 +689,6 @@ impl Session {
             && let Err(err) = self.load_known(&added).await
         {
             tracing::debug!(user = self.user, error = %err, "new friends' locations not read");
-        }
-    }
-
-    /// Forgets friends silent past the TTL.
-    fn expire(&mut self, now: Instant) {
-        let mut next: Option<Instant> = None;
-        let mut gone = Vec::new();
-        self.known.retain(|&friend, known| {
-            if known.expires <= now {
-                if known.shown {
-                    gone.push(friend);
-                }
-                false
-            } else {
-                next = Some(next.map_or(known.expires, |n| n.min(known.expires)));
-                true
-            }
-        });
-        self.next_expiry = next;
-        for friend in gone {
-            self.outbox
-                .push(ServerMessage::FriendGone { user_id: friend });
         }
     }
 
@@ -1018,7 +707,6 @@ impl Session {
             .iter()
             .filter(|m| !matches!(m, ServerMessage::Error { .. }))
             .count();
-        let timeout = self.gateway.config().send_timeout;
         let write = async {
             for message in messages {
                 socket.feed(Message::Text(message.to_json().into())).await?;
@@ -1028,35 +716,24 @@ impl Session {
             }
             socket.flush().await
         };
-        match tokio::time::timeout(timeout, write).await {
-            Ok(Ok(())) => {
-                self.gateway
-                    .metrics()
-                    .pushes
-                    .fetch_add(pushes as u64, Ordering::Relaxed);
-                Ok(())
-            }
-            Ok(Err(_)) => Err(End::ClientGone),
-            Err(_) => {
-                self.gateway
-                    .metrics()
-                    .closed_unresponsive
-                    .fetch_add(1, Ordering::Relaxed);
-                Err(End::Close(
-                    CLOSE_UNRESPONSIVE,
-                    "pushes could not be delivered in time".into(),
-                ))
-            }
-        }
+        let written = tokio::time::timeout(self.gateway.config().send_timeout, write).await;
+        close::write_outcome(written)?;
+        self.gateway
+            .metrics()
+            .pushes
+            .fetch_add(pushes as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Undoes the session's subscriptions; if it was the user's last session here, tells
     /// friends the user is gone.
     async fn finish(&mut self) {
-        self.gateway
-            .users()
-            .unregister(self.user, self.mailbox.session(), Instant::now());
-        for friend in std::mem::take(&mut self.friends).into_keys() {
+        self.gateway.users().unregister(
+            self.user,
+            self.mailbox.session(),
+            self.clock.now().instant.into_std(),
+        );
+        for friend in self.friends.ids() {
             self.unsubscribe(Topic::Location(friend));
         }
         self.unsubscribe(Topic::Control(self.user));
@@ -1074,33 +751,9 @@ impl Session {
     }
 }
 
-/// The message body for a friend seen at `seen`: for an approximate viewer the cell's centre
-/// and accuracy, never the friend's coordinates.
-fn view(
-    user_id: u64,
-    fix: Fix,
-    seen: &Apparent,
-    precision: Precision,
-    distance_m: f64,
-) -> FriendView {
-    FriendView {
-        user_id,
-        latitude: seen.position.lat(),
-        longitude: seen.position.lng(),
-        distance_m: (distance_m * 10.0).round() / 10.0,
-        timestamp: fix.timestamp_ms,
-        precision: if precision == Precision::Approximate {
-            "approximate"
-        } else {
-            "exact"
-        },
-        accuracy_m: seen.accuracy_m,
-    }
-}
-
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
 }
@@ -1108,8 +761,11 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::friends::FriendStore;
+    use crate::approximate;
+    use crate::clock;
+    use crate::friends::{FriendStore, Precision};
     use crate::gateway::{Authenticator, Backend, GatewayConfig};
+    use crate::protocol::CLOSE_UNRESPONSIVE;
     use std::pin::Pin;
     use std::sync::Mutex;
     use std::task::{Context, Poll};
@@ -1198,23 +854,21 @@ mod tests {
             self.tx.send(Message::Text(text.into())).await.unwrap();
         }
 
-        /// Waits until `count` messages were sent, then returns their JSON.
+        /// Waits (at most 5 s) until at least `count` text messages were sent, then returns
+        /// every one as JSON; panics with what was sent when they do not come.
         async fn sent(&self, count: usize) -> Vec<serde_json::Value> {
-            for _ in 0..500 {
-                if self.sent.lock().unwrap().len() >= count {
-                    break;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let messages = self.messages();
+                if messages.len() >= count {
+                    return messages;
                 }
+                assert!(
+                    Instant::now() < deadline,
+                    "{count} messages expected, sent: {messages:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            self.sent
-                .lock()
-                .unwrap()
-                .iter()
-                .filter_map(|m| match m {
-                    Message::Text(text) => serde_json::from_str(text.as_str()).ok(),
-                    _ => None,
-                })
-                .collect()
         }
     }
 
@@ -1252,6 +906,28 @@ mod tests {
                 );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+        }
+    }
+
+    impl Client {
+        /// Asserts absence with a sentinel: waits for a message matching `sentinel` (caused
+        /// after the window in which `leak` must not happen, through the same bus and mailbox
+        /// a leak would take, so it cannot overtake one), then asserts that no message from
+        /// index `from` on matches `leak`. A leak however late, up to the sentinel, fails.
+        async fn no_leak_until_sentinel(
+            &self,
+            from: usize,
+            sentinel: impl Fn(&serde_json::Value) -> bool,
+            leak: impl Fn(&serde_json::Value) -> bool,
+        ) {
+            self.wait_for(from, Duration::from_secs(2), sentinel).await;
+            let leaked: Vec<_> = self
+                .messages()
+                .into_iter()
+                .skip(from)
+                .filter(|m| leak(m))
+                .collect();
+            assert!(leaked.is_empty(), "leaked before the sentinel: {leaked:?}");
         }
     }
 
@@ -1315,7 +991,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_reread_is_retried_and_the_friend_is_withheld_meanwhile() {
-        let gateway = gateway(fast_audience(), &[(1, 2)]).await;
+        let gateway = gateway(fast_audience(), &[(1, 2), (1, 3)]).await;
         let alice = Client::open(&gateway, 1, false).await;
         alice.locate(10.0, 20.0).await;
         alice
@@ -1350,6 +1026,11 @@ mod tests {
         );
         alice.wait_for(0, Duration::from_secs(1), is_gone(2)).await;
         assert!(gateway.metrics().withheld.load(Ordering::Relaxed) > 0);
+        // Carol moves after all of Bob's updates: nothing of Bob's may come before her.
+        publish_at(&gateway, 3, 10.0, 20.001).await;
+        alice
+            .no_leak_until_sentinel(after_change, is_location_of(3), is_location_of(2))
+            .await;
     }
 
     #[tokio::test]
@@ -1380,13 +1061,15 @@ mod tests {
         assert!(leaked.is_empty(), "forwarded while stale: {leaked:?}");
         assert!(gateway.metrics().withheld.load(Ordering::Relaxed) >= 10);
 
-        // Readable again: updates flow within a poll or two.
+        // Readable again: updates flow within a poll or two. They are sent from another
+        // latitude, so the first update of Bob's after the outage must come from there: one
+        // that was withheld must not come out late either.
         memory(&gateway).faults.lock().unwrap().log_down = false;
         let recovered_from = alice.messages().len();
         let flowing = async {
             let mut step = 100;
             loop {
-                publish_from_elsewhere(&gateway, 2, step).await;
+                publish_at(&gateway, 2, 10.01, 20.0 + 0.000_1 * f64::from(step)).await;
                 step += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 if alice
@@ -1402,6 +1085,15 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(2), flowing)
             .await
             .expect("updates flow again once the log is read");
+        let first_after = alice
+            .messages()
+            .into_iter()
+            .skip(stale_from)
+            .find(is_location_of(2));
+        assert!(
+            first_after.as_ref().is_some_and(|m| m["latitude"] == 10.01),
+            "a withheld update came out: {first_after:?}"
+        );
     }
 
     #[tokio::test]
@@ -1435,11 +1127,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_between_the_load_and_the_subscription_is_applied() {
-        let gateway = gateway(fast_audience(), &[(1, 2)]).await;
+        let gateway = gateway(fast_audience(), &[(1, 2), (1, 3)]).await;
         // The upgrade notes the cursor and reads Alice's friends (Bob among them)...
         let log_cursor = gateway.audience().cursor();
         let audience = gateway.friends().audience(1).await.unwrap();
-        assert_eq!(audience.friends.len(), 1);
+        assert_eq!(audience.friends.len(), 2);
         // ...then Bob unfriends her, and the watcher reads that while no session of hers
         // exists to be told.
         gateway.friends().remove(2, 1).await.unwrap();
@@ -1467,12 +1159,10 @@ mod tests {
             .await;
         assert_eq!(snapshot["friends"], serde_json::json!([]), "{snapshot}");
         keep_publishing(&gateway, 2, Duration::from_millis(1_500)).await;
-        let leaked: Vec<_> = alice
-            .messages()
-            .into_iter()
-            .filter(is_location_of(2))
-            .collect();
-        assert!(leaked.is_empty(), "{leaked:?}");
+        publish_at(&gateway, 3, 10.0, 20.001).await;
+        alice
+            .no_leak_until_sentinel(0, is_location_of(3), is_location_of(2))
+            .await;
         assert!(!gateway.hub().has_subscribers(Topic::Location(2)));
     }
 
@@ -1558,7 +1248,7 @@ mod tests {
 
     #[tokio::test]
     async fn hidden_sends_friend_gone_and_nothing_more_and_keeps_out_of_snapshots() {
-        let gateway = gateway(fast_audience(), &[(1, 2), (1, 3)]).await;
+        let gateway = gateway(fast_audience(), &[(1, 2), (1, 3), (1, 4)]).await;
         publish_at(&gateway, 3, 10.0, 20.001).await;
         let alice = Client::open(&gateway, 1, false).await;
         alice.locate(10.0, 20.0).await;
@@ -1582,20 +1272,25 @@ mod tests {
         alice.wait_for(0, Duration::from_secs(1), is_gone(2)).await;
         let after = alice.messages().len();
         keep_publishing(&gateway, 2, Duration::from_millis(1_500)).await;
-        let leaked: Vec<_> = alice
-            .messages()
-            .into_iter()
-            .skip(after)
-            .filter(|m| m["user_id"] == 2 || m["user_id"] == 3)
-            .collect();
-        assert!(leaked.is_empty(), "{leaked:?}");
-        // A second device of Alice's: its snapshot has neither.
+        publish_at(&gateway, 3, 10.0, 20.002).await;
+        // Dan, who shares, moves last: nothing of Bob's or Carol's may come before him.
+        publish_at(&gateway, 4, 10.0, 20.003).await;
+        alice
+            .no_leak_until_sentinel(after, is_location_of(4), |m| {
+                m["user_id"] == 2 || m["user_id"] == 3
+            })
+            .await;
+        // A second device of Alice's: its snapshot has neither (only Dan).
         let phone = Client::open(&gateway, 1, false).await;
         phone.locate(10.0, 20.0).await;
         let snapshot = phone
             .wait_for(0, Duration::from_secs(2), |m| m["type"] == "nearby_friends")
             .await;
-        assert_eq!(snapshot["friends"], serde_json::json!([]), "{snapshot}");
+        let ids: Vec<_> = snapshot["friends"]
+            .as_array()
+            .map(|friends| friends.iter().map(|f| f["user_id"].clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, vec![serde_json::json!(4)], "{snapshot}");
     }
 
     #[tokio::test]
@@ -1669,7 +1364,19 @@ mod tests {
         let to_alice = alice.sent(2).await;
         assert_eq!(to_alice[1]["type"], "friend_location");
         assert_eq!(to_alice[1]["user_id"], 2);
-        assert_eq!(stranger.sent(1).await.len(), 1, "only its own snapshot");
+        // The stranger's own error, asked for after Bob's move reached Alice: nothing about
+        // Bob may come before it.
+        stranger
+            .tx
+            .send(Message::Binary(Default::default()))
+            .await
+            .unwrap();
+        let to_stranger = stranger.sent(2).await;
+        assert_eq!(to_stranger.len(), 2, "{to_stranger:?}");
+        assert_eq!(
+            to_stranger[1]["code"], "unsupported_frame",
+            "{to_stranger:?}"
+        );
         drop(bob.tx);
         bob.task.await.unwrap();
         assert_eq!(alice.sent(3).await[2]["type"], "friend_gone");
