@@ -175,7 +175,10 @@ async fn error_is_next(ws: &mut Ws) {
         .await
         .unwrap();
     let next = recv(ws).await;
-    assert_eq!(next["type"], "error", "expected the sentinel error, got {next}");
+    assert_eq!(
+        next["type"], "error",
+        "expected the sentinel error, got {next}"
+    );
     assert_eq!(next["code"], "unknown_type", "{next}");
 }
 
