@@ -153,7 +153,9 @@ async fn recv(ws: &mut Ws) -> Value {
     }
 }
 
-/// Asserts that no text message arrives within `wait`.
+/// Asserts that no text message arrives within `wait`. Alone it misses a leak that comes
+/// later: follow it with a sentinel (a message the test causes afterwards, checked to be the
+/// next one), such as [`error_is_next`].
 async fn silent(ws: &mut Ws, wait: Duration) {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -163,6 +165,21 @@ async fn silent(ws: &mut Ws, wait: Duration) {
             Ok(other) => panic!("expected silence, got {other:?}"),
         }
     }
+}
+
+/// The sentinel after a silent window: asks the server for an error (an unknown message
+/// type) and asserts that the error is the next message, so anything pushed before it —
+/// however long after the window — fails the test.
+async fn error_is_next(ws: &mut Ws) {
+    ws.send(Message::text(r#"{"type":"sentinel"}"#))
+        .await
+        .unwrap();
+    let next = recv(ws).await;
+    assert_eq!(
+        next["type"], "error",
+        "expected the sentinel error, got {next}"
+    );
+    assert_eq!(next["code"], "unknown_type", "{next}");
 }
 
 /// The close frame the server sends next (skipping other messages).
@@ -227,6 +244,13 @@ async fn friends_receive_updates_and_strangers_never_do() {
     send_location(&mut bob, north_of_paris(20.0)).await;
     assert_location(&recv(&mut alice).await, 2);
     silent(&mut carol, Duration::from_millis(300)).await;
+    // Dave, Carol's friend, moves after everything above: through the same bus and mailbox,
+    // his location is the next thing Carol hears, or a late leak came first.
+    let mut dave = node.connect(4).await;
+    send_location(&mut dave, north_of_paris(30.0)).await;
+    assert_eq!(friend_ids(&recv(&mut dave).await), vec![3]);
+    assert_location(&recv(&mut carol).await, 4);
+    silent(&mut carol, Duration::from_millis(50)).await;
     node.stop().await;
 }
 
@@ -260,7 +284,13 @@ async fn leaving_the_radius_with_hysteresis_and_coming_back() {
     send_location(&mut bob, north_of_paris(radius + hysteresis / 2.0)).await;
     silent(&mut alice, Duration::from_millis(300)).await;
     send_location(&mut bob, north_of_paris(100.0)).await;
-    assert_location(&recv(&mut alice).await, 2);
+    // The sentinel: the next message is this move (100 m), not one of the two before it.
+    let back = recv(&mut alice).await;
+    assert_location(&back, 2);
+    assert!(
+        (back["distance_m"].as_f64().unwrap() - 100.0).abs() < 0.2,
+        "{back}"
+    );
     // When Alice herself moves away, Bob is told that Alice left.
     send_location(&mut alice, north_of_paris(-(radius + hysteresis + 1_000.0))).await;
     assert_gone(&recv(&mut alice).await, 2);
@@ -316,6 +346,7 @@ async fn consent_flow_takes_effect_in_live_sessions() {
     send_location(&mut bob, north_of_paris(500.0)).await;
     assert_eq!(friend_ids(&recv(&mut bob).await), Vec::<u64>::new());
     silent(&mut alice, Duration::from_millis(200)).await;
+    error_is_next(&mut alice).await;
 
     // Refusals.
     assert_eq!(
@@ -350,6 +381,7 @@ async fn consent_flow_takes_effect_in_live_sessions() {
     assert_eq!(requests, json!({"incoming": [1], "outgoing": []}));
     send_location(&mut bob, north_of_paris(400.0)).await;
     silent(&mut alice, Duration::from_millis(300)).await;
+    error_is_next(&mut alice).await;
     // Only the asked side accepts.
     assert_eq!(
         node.call("PUT", "/v1/me/friends/2", Some(1), None).await.0,
@@ -380,6 +412,7 @@ async fn consent_flow_takes_effect_in_live_sessions() {
     assert_gone(&recv(&mut bob).await, 1);
     send_location(&mut bob, north_of_paris(200.0)).await;
     silent(&mut alice, Duration::from_millis(300)).await;
+    error_is_next(&mut alice).await;
     assert_eq!(
         node.call("DELETE", "/v1/me/friends/1", Some(2), None)
             .await
@@ -412,6 +445,7 @@ async fn ghost_mode_hides_a_user_until_they_share_again() {
     assert_gone(&recv(&mut alice).await, 2);
     send_location(&mut bob, north_of_paris(150.0)).await;
     silent(&mut alice, Duration::from_millis(300)).await;
+    error_is_next(&mut alice).await;
     // Ghost mode hides Bob, it does not blind him.
     send_location(&mut alice, north_of_paris(10.0)).await;
     assert_location(&recv(&mut bob).await, 1);
@@ -631,6 +665,7 @@ async fn two_nodes_share_one_redis() {
     assert_location(&recv(&mut carol).await, 1);
     // Bob and Carol are not friends: neither hears of the other.
     silent(&mut bob, Duration::from_millis(200)).await;
+    error_is_next(&mut bob).await;
 
     // One Redis subscription per channel per node, however many local sessions need it.
     let client = redis::Client::open(redis.url()).unwrap();

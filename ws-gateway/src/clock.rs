@@ -14,6 +14,61 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// One reading of both clocks a session uses: a monotonic instant for its timers and Unix
+/// milliseconds for what sharing settings and fixes are dated in.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    /// Tokio's monotonic clock (what `tokio::time::sleep_until` measures).
+    pub instant: tokio::time::Instant,
+    /// Unix milliseconds.
+    pub unix_ms: i64,
+}
+
+/// Where a session reads the time. Every reading goes through it, so a test can give a
+/// session a clock that moves only with tokio's (paused, advanced) clock.
+///
+/// ```
+/// use nearby_ws_gateway::clock::Clock;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let clock = Clock::following_tokio(1_000);
+/// assert!(clock.now().unix_ms >= 1_000);
+/// assert!(Clock::system().now().unix_ms > 1_700_000_000_000);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clock {
+    /// For a clock following tokio's: an instant of tokio's clock and the Unix time then.
+    anchor: Option<(tokio::time::Instant, i64)>,
+}
+
+impl Clock {
+    /// The system's clocks: tokio's monotonic clock and the wall clock ([`now_ms`]).
+    pub const fn system() -> Self {
+        Self { anchor: None }
+    }
+
+    /// Unix time that starts at `unix_ms` now and advances with tokio's clock: paused and
+    /// advanced with it in tests, so timed settings and TTLs need no waiting.
+    pub fn following_tokio(unix_ms: i64) -> Self {
+        Self {
+            anchor: Some((tokio::time::Instant::now(), unix_ms)),
+        }
+    }
+
+    /// Now.
+    pub fn now(&self) -> Now {
+        let instant = tokio::time::Instant::now();
+        let unix_ms = match self.anchor {
+            None => now_ms(),
+            Some((at, unix_ms)) => unix_ms.saturating_add(
+                i64::try_from(instant.saturating_duration_since(at).as_millis())
+                    .unwrap_or(i64::MAX),
+            ),
+        };
+        Now { instant, unix_ms }
+    }
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };

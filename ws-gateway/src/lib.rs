@@ -12,7 +12,10 @@
 //!   `Authorization` header or `?token=`) and the `/v1/me` friendship and sharing endpoints.
 //! - [`http`]: [`http::ApiError`], the JSON error body of every HTTP failure (the service's
 //!   and the gateway's), and the one `Authorization: Bearer` parser.
-//! - [`session`]: one connection's loop, written against `Stream`/`Sink` so tests can drive it.
+//! - [`session`]: one connection: a thin transport (the select loop, written against
+//!   `Stream`/`Sink` so tests can drive it) around pure decisions taking the time as an
+//!   argument — who may see what (`session/visibility.rs`), the frame limits
+//!   (`session/rate.rs`), every close code and reason (`session/close.rs`).
 //! - [`protocol`]: the JSON messages, parsed into checked values.
 //! - [`gateway`]: [`Gateway`], the configuration and the shared parts, and what the HTTP
 //!   handlers call when friendships or sharing change.
@@ -36,7 +39,8 @@
 //! - [`membership`]: which gateway nodes are alive (heartbeat keys in Redis) and which one
 //!   owns each user; [`ring`]: the rendezvous hashing that decides it.
 //! - [`metrics`]: Prometheus counters appended to the service's `/metrics`.
-//! - [`clock`]: Unix milliseconds and RFC 3339.
+//! - [`clock`]: Unix milliseconds and RFC 3339; [`clock::Clock`], where a session reads the
+//!   time.
 
 pub mod api;
 pub mod approximate;
