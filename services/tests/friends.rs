@@ -28,6 +28,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use tower::ServiceExt;
 
+#[path = "support/app.rs"]
+mod app_support;
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const PARIS: (f64, f64) = (48.8566, 2.3522);
@@ -41,6 +44,11 @@ fn token(user: u64) -> String {
     secret().mint(user, false, 3_600, unix_now())
 }
 
+/// The gateway's configuration as `nearby serve` derives it from its default flags.
+fn gateway_config() -> GatewayConfig {
+    app_support::config(secret(), Catalog::default()).gateway
+}
+
 /// The point `metres` due north of Paris.
 fn north_of_paris(metres: f64) -> (f64, f64) {
     (PARIS.0 + (metres / EARTH_RADIUS_M).to_degrees(), PARIS.1)
@@ -50,10 +58,12 @@ struct Node {
     addr: SocketAddr,
     state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<Result<(), nearby_services::app::AppError>>,
 }
 
 impl Node {
+    /// Two nodes sharing one in-memory friend store over Redis: a topology the binary
+    /// refuses (it needs PostgreSQL to share friendships), so these are wired by hand.
     async fn start(config: GatewayConfig, friends: FriendStore, backend: Backend) -> Node {
         let state = AppState::new(Store::memory(), secret(), Limits::default());
         state.install_catalog(Catalog::default());
@@ -61,12 +71,17 @@ impl Node {
             .await
             .unwrap();
         state.attach_gateway(gateway);
+        let state_for_server = state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(listener, state.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            server::run(listener, state_for_server, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(nearby_services::app::AppError::Serve)
+        });
         Node {
             addr,
             state,
@@ -75,10 +90,21 @@ impl Node {
         }
     }
 
+    /// A node as `nearby serve` assembles it (`App::from_config`), friendships in memory
+    /// seeded with `pairs`, the gateway configured by `config` (from [`gateway_config`]).
     async fn embedded(config: GatewayConfig, pairs: &[(u64, u64)]) -> Node {
-        let friends = FriendStore::memory();
-        friends.seed(pairs).await.unwrap();
-        Node::start(config, friends, Backend::Local).await
+        let mut app_config = app_support::config(secret(), Catalog::default());
+        app_config.gateway = config;
+        app_config.friend_pairs = pairs.to_vec();
+        let app = app_support::start(app_config).await;
+        let state = app.state().clone();
+        let served = app_support::serve(app).await;
+        Node {
+            addr: served.addr,
+            state,
+            stop: Some(served.stop),
+            task: served.task,
+        }
     }
 
     async fn connect(&self, user: u64) -> Ws {
@@ -219,7 +245,7 @@ fn assert_gone(message: &Value, user: u64) {
 
 #[tokio::test]
 async fn friends_receive_updates_and_strangers_never_do() {
-    let node = Node::embedded(GatewayConfig::default(), &[(1, 2), (3, 4)]).await;
+    let node = Node::embedded(gateway_config(), &[(1, 2), (3, 4)]).await;
     let mut alice = node.connect(1).await;
     let mut bob = node.connect(2).await;
     let mut carol = node.connect(3).await; // a friend of 4, not of 1 or 2
@@ -259,7 +285,7 @@ async fn leaving_the_radius_with_hysteresis_and_coming_back() {
     // More moves than the default rate limit allows in a second.
     let config = GatewayConfig {
         location_burst: 20,
-        ..GatewayConfig::default()
+        ..gateway_config()
     };
     let (radius, hysteresis) = (config.radius_m, config.hysteresis_m);
     let node = Node::embedded(config, &[(1, 2)]).await;
@@ -302,7 +328,7 @@ async fn leaving_the_radius_with_hysteresis_and_coming_back() {
 async fn disconnect_and_silence_past_the_ttl_hide_a_friend() {
     let config = GatewayConfig {
         location_ttl: Duration::from_millis(1_500),
-        ..GatewayConfig::default()
+        ..gateway_config()
     };
     let node = Node::embedded(config, &[(1, 2)]).await;
     let mut alice = node.connect(1).await;
@@ -338,7 +364,7 @@ async fn disconnect_and_silence_past_the_ttl_hide_a_friend() {
 
 #[tokio::test]
 async fn consent_flow_takes_effect_in_live_sessions() {
-    let node = Node::embedded(GatewayConfig::default(), &[]).await;
+    let node = Node::embedded(gateway_config(), &[]).await;
     let mut alice = node.connect(1).await;
     let mut bob = node.connect(2).await;
     send_location(&mut alice, PARIS).await;
@@ -424,7 +450,7 @@ async fn consent_flow_takes_effect_in_live_sessions() {
 
 #[tokio::test]
 async fn ghost_mode_hides_a_user_until_they_share_again() {
-    let node = Node::embedded(GatewayConfig::default(), &[(1, 2), (2, 3)]).await;
+    let node = Node::embedded(gateway_config(), &[(1, 2), (2, 3)]).await;
     let mut alice = node.connect(1).await;
     let mut bob = node.connect(2).await;
     send_location(&mut alice, PARIS).await;
@@ -514,7 +540,7 @@ async fn ghost_mode_hides_a_user_until_they_share_again() {
 
 #[tokio::test]
 async fn bad_messages_get_errors_and_abuse_closes_the_socket() {
-    let node = Node::embedded(GatewayConfig::default(), &[]).await;
+    let node = Node::embedded(gateway_config(), &[]).await;
     let mut client = node.connect(1).await;
     for (text, code) in [
         ("not json", "malformed"),
@@ -580,7 +606,7 @@ async fn bad_messages_get_errors_and_abuse_closes_the_socket() {
 
 #[tokio::test]
 async fn upgrades_need_a_valid_token() {
-    let node = Node::embedded(GatewayConfig::default(), &[]).await;
+    let node = Node::embedded(gateway_config(), &[]).await;
     let forged = Secret::new(vec![1; 32])
         .unwrap()
         .mint(1, false, 3_600, unix_now());
@@ -623,7 +649,7 @@ async fn upgrades_need_a_valid_token() {
 
 #[tokio::test]
 async fn shutdown_closes_sessions_with_going_away() {
-    let node = Node::embedded(GatewayConfig::default(), &[]).await;
+    let node = Node::embedded(gateway_config(), &[]).await;
     let mut client = node.connect(1).await;
     send_location(&mut client, PARIS).await;
     recv(&mut client).await;
@@ -643,8 +669,8 @@ async fn two_nodes_share_one_redis() {
     let friends = FriendStore::memory();
     friends.seed(&[(1, 2), (1, 3)]).await.unwrap();
     let backend = Backend::Redis(redis.url());
-    let one = Node::start(GatewayConfig::default(), friends.clone(), backend.clone()).await;
-    let two = Node::start(GatewayConfig::default(), friends.clone(), backend).await;
+    let one = Node::start(gateway_config(), friends.clone(), backend.clone()).await;
+    let two = Node::start(gateway_config(), friends.clone(), backend).await;
 
     let mut alice = one.connect(1).await;
     let mut bob = two.connect(2).await;
@@ -728,8 +754,8 @@ async fn sessions_survive_a_redis_restart() {
     let friends = FriendStore::memory();
     friends.seed(&[(1, 2)]).await.unwrap();
     let backend = Backend::Redis(redis.url());
-    let one = Node::start(GatewayConfig::default(), friends.clone(), backend.clone()).await;
-    let two = Node::start(GatewayConfig::default(), friends, backend).await;
+    let one = Node::start(gateway_config(), friends.clone(), backend.clone()).await;
+    let two = Node::start(gateway_config(), friends, backend).await;
     let mut alice = one.connect(1).await;
     let mut bob = two.connect(2).await;
     send_location(&mut alice, PARIS).await;

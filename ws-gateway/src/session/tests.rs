@@ -734,27 +734,35 @@ async fn a_fix_delivered_again_or_late_is_not_pushed_again() {
     );
 }
 
-#[tokio::test]
+// Paused time: the clock moves only when every task waits, so the timings below are exact
+// (the session talks to an in-memory socket; nothing waits on real I/O).
+#[tokio::test(start_paused = true)]
 async fn a_connection_that_never_sends_anything_is_closed_after_the_idle_timeout() {
     let config = GatewayConfig {
-        ping_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(250),
+        ping_interval: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(25),
         ..GatewayConfig::default()
     };
     let gateway = gateway(config, &[]).await;
+    let opened = tokio::time::Instant::now();
     let silent = Client::open(&gateway, 1, false).await;
-    // Pinged at 100 ms and 200 ms without an answer; at the 300 ms ping it has been silent
-    // past the 250 ms idle timeout: closed with 1001, and the session is gone.
-    tokio::time::timeout(Duration::from_secs(5), silent.task)
+    // Pinged at 10 s and 20 s without an answer; at the 30 s ping it has been silent past
+    // the 25 s idle timeout: closed with 1001, and the session is gone.
+    tokio::time::timeout(Duration::from_secs(120), silent.task)
         .await
         .expect("the session ends")
         .unwrap();
+    let lived = opened.elapsed();
+    assert!(
+        lived >= Duration::from_secs(25) && lived <= Duration::from_secs(31),
+        "closed after {lived:?}"
+    );
     let sent = silent.sent.lock().unwrap().clone();
     let pings = sent
         .iter()
         .filter(|m| matches!(m, Message::Ping(_)))
         .count();
-    assert!((1..=3).contains(&pings), "{sent:?}");
+    assert_eq!(pings, 2, "{sent:?}");
     match sent.last() {
         Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CLOSE_UNRESPONSIVE),
         other => panic!("expected a close frame, got {other:?}"),
