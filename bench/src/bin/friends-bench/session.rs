@@ -305,11 +305,9 @@ pub(crate) async fn user_task(
     start: watch::Receiver<u64>,
 ) {
     let args = &shared.args;
-    let c = &shared.counters;
     let (circle_index, first, last) = circle_of(user, args.circle, args.users);
     let mut rng = circles::rng(args.seed ^ user.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let centre = circle_centre(args.seed, circle_index);
-    let approximately = approximate_sharer(user, args.approximate_share);
     let mut offset = {
         // Uniform in the disc around the centre.
         let r = CIRCLE_SPREAD_M * rng.next_f64().sqrt();
@@ -323,33 +321,8 @@ pub(crate) async fn user_task(
     // Friends in the circle, until the connections are known (see held_in_circle).
     let mut friends_of_user = last - first;
 
-    c.attempted.fetch_add(1, Ordering::Relaxed);
-    let connected = {
-        let permit = shared.connect_gate.acquire().await;
-        let outcome = tokio::time::timeout(
-            Duration::from_secs_f64(args.connect_timeout.max(0.1)),
-            connect(&shared, user, position(offset)),
-        )
-        .await
-        .unwrap_or_else(|_| Err("timeout".to_owned()));
-        drop(permit);
-        outcome
-    };
-    let mut ws = match connected {
-        Ok(ws) => {
-            c.held.fetch_add(1, Ordering::Relaxed);
-            if let Some(held) = shared.held_in_circle.get(circle_index as usize) {
-                held.fetch_add(1, Ordering::Relaxed);
-            }
-            c.settled.fetch_add(1, Ordering::Relaxed);
-            ws
-        }
-        Err(reason) => {
-            shared.failures.add(&reason);
-            c.failed.fetch_add(1, Ordering::Relaxed);
-            c.settled.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+    let Some(mut ws) = connect_counted(&shared, user, circle_index, position(offset)).await else {
+        return;
     };
 
     // Updates every `period`, phases staggered so the users together send evenly: user i
@@ -371,19 +344,7 @@ pub(crate) async fn user_task(
                         if let Some(held) = shared.held_in_circle.get(circle_index as usize) {
                             friends_of_user = held.load(Ordering::Relaxed).saturating_sub(1);
                         }
-                        let run_start_us = *start.borrow();
-                        let lag = Duration::from_micros(
-                            shared.clock.micros().saturating_sub(run_start_us),
-                        );
-                        let offset_s = ((user - 1) as f64 / args.rate) % period.as_secs_f64();
-                        let first_tick = Duration::from_secs_f64(offset_s).saturating_sub(lag);
-                        let mut interval = tokio::time::interval_at(
-                            tokio::time::Instant::now() + first_tick,
-                            period,
-                        );
-                        // Never catch up in a burst: that would trip the server's rate limit.
-                        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        ticker = Some(interval);
+                        ticker = Some(update_ticker(&shared, user, *start.borrow(), period));
                         sending = true;
                     }
                     Phase::Running => {}
@@ -404,50 +365,132 @@ pub(crate) async fn user_task(
                     continue;
                 }
                 offset = step(offset, &mut rng);
-                let now_us = shared.clock.micros();
-                // Record the instant before sending: the push can arrive before `send`
-                // returns.
-                if let Some(at) = shared.sent_at.get((user - 1) as usize) {
-                    at.store(now_us.max(1), Ordering::Release);
-                }
-                let timestamp_ms = shared.clock.unix_ms_at(now_us.max(1));
-                remember(&shared, user, timestamp_ms, position(offset));
-                match ws.send(location(position(offset), timestamp_ms)).await {
-                    Ok(()) => {
-                        c.updates_sent.fetch_add(1, Ordering::Relaxed);
-                        if approximately {
-                            c.approximate_updates_sent.fetch_add(1, Ordering::Relaxed);
-                            c.approximate_pair_updates
-                                .fetch_add(friends_of_user, Ordering::Relaxed);
-                        } else {
-                            c.expected.fetch_add(friends_of_user, Ordering::Relaxed);
-                        }
-                    }
-                    Err(_) => {
-                        c.send_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                send_update(&shared, &mut ws, user, position(offset), friends_of_user).await;
             }
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => match serde_json::from_str::<Incoming<'_>>(text.as_str()) {
-                    Ok(message) => on_message(&shared, user, &message),
-                    Err(_) => shared.errors.add("(unparsable frame)"),
-                },
-                Some(Ok(Message::Close(frame))) => {
-                    let code = frame.map_or(1005, |f| u16::from(f.code));
-                    shared.closes.add(&code.to_string());
-                    c.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    shared.closes.add("(dropped)");
-                    c.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+            frame = ws.next() => if !on_frame(&shared, user, frame) {
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
             },
         }
     }
     // Best effort: the server sees a normal close rather than a reset.
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+}
+
+/// Opens `user`'s connection through the connection gate, counting the outcome; `None` when
+/// it failed (counted as such).
+async fn connect_counted(
+    shared: &Shared,
+    user: u64,
+    circle_index: u64,
+    position: Offset,
+) -> Option<Socket> {
+    let c = &shared.counters;
+    c.attempted.fetch_add(1, Ordering::Relaxed);
+    let connected = {
+        let permit = shared.connect_gate.acquire().await;
+        let outcome = tokio::time::timeout(
+            Duration::from_secs_f64(shared.args.connect_timeout.max(0.1)),
+            connect(shared, user, position),
+        )
+        .await
+        .unwrap_or_else(|_| Err("timeout".to_owned()));
+        drop(permit);
+        outcome
+    };
+    // `settled` last: the run reads `held` once every task has settled.
+    match connected {
+        Ok(ws) => {
+            c.held.fetch_add(1, Ordering::Relaxed);
+            if let Some(held) = shared.held_in_circle.get(circle_index as usize) {
+                held.fetch_add(1, Ordering::Relaxed);
+            }
+            c.settled.fetch_add(1, Ordering::Relaxed);
+            Some(ws)
+        }
+        Err(reason) => {
+            shared.failures.add(&reason);
+            c.failed.fetch_add(1, Ordering::Relaxed);
+            c.settled.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// `user`'s update ticks: every `period`, phases staggered so the users together send
+/// evenly (user i starts i / rate seconds into the run, modulo the period), late ticks
+/// delayed rather than sent in a burst (that would trip the server's rate limit).
+fn update_ticker(
+    shared: &Shared,
+    user: u64,
+    run_start_us: u64,
+    period: Duration,
+) -> tokio::time::Interval {
+    let lag = Duration::from_micros(shared.clock.micros().saturating_sub(run_start_us));
+    let offset_s = ((user - 1) as f64 / shared.args.rate) % period.as_secs_f64();
+    let first_tick = Duration::from_secs_f64(offset_s).saturating_sub(lag);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + first_tick, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// Sends one location update of `user` and counts the pushes it should cause.
+async fn send_update(
+    shared: &Shared,
+    ws: &mut Socket,
+    user: u64,
+    position: Offset,
+    friends_of_user: u64,
+) {
+    let c = &shared.counters;
+    let now_us = shared.clock.micros();
+    // Record the instant before sending: the push can arrive before `send` returns.
+    if let Some(at) = shared.sent_at.get((user - 1) as usize) {
+        at.store(now_us.max(1), Ordering::Release);
+    }
+    let timestamp_ms = shared.clock.unix_ms_at(now_us.max(1));
+    remember(shared, user, timestamp_ms, position);
+    match ws.send(location(position, timestamp_ms)).await {
+        Ok(()) => {
+            c.updates_sent.fetch_add(1, Ordering::Relaxed);
+            if approximate_sharer(user, shared.args.approximate_share) {
+                c.approximate_updates_sent.fetch_add(1, Ordering::Relaxed);
+                c.approximate_pair_updates
+                    .fetch_add(friends_of_user, Ordering::Relaxed);
+            } else {
+                c.expected.fetch_add(friends_of_user, Ordering::Relaxed);
+            }
+        }
+        Err(_) => {
+            c.send_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Handles one frame read from `user`'s socket; false when the connection ended (its close
+/// code tallied).
+fn on_frame(
+    shared: &Shared,
+    user: u64,
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> bool {
+    match frame {
+        Some(Ok(Message::Text(text))) => {
+            match serde_json::from_str::<Incoming<'_>>(text.as_str()) {
+                Ok(message) => on_message(shared, user, &message),
+                Err(_) => shared.errors.add("(unparsable frame)"),
+            }
+            true
+        }
+        Some(Ok(Message::Close(frame))) => {
+            let code = frame.map_or(1005, |f| u16::from(f.code));
+            shared.closes.add(&code.to_string());
+            false
+        }
+        Some(Ok(_)) => true,
+        Some(Err(_)) | None => {
+            shared.closes.add("(dropped)");
+            false
+        }
+    }
 }

@@ -31,51 +31,7 @@ pub(crate) async fn set_precisions(shared: &Arc<Shared>) -> Result<(), String> {
     for worker in 0..args.connect_concurrency.clamp(1, 16) {
         let shared = Arc::clone(shared);
         let next = Arc::clone(&next);
-        workers.spawn(async move {
-            let mut connection: Option<BufReader<TcpStream>> = None;
-            loop {
-                let user = next.fetch_add(1, Ordering::Relaxed);
-                if user > shared.args.users {
-                    return Ok(());
-                }
-                let precision = if approximate_sharer(user, shared.args.approximate_share) {
-                    "approximate"
-                } else {
-                    "exact"
-                };
-                let mut retried = false;
-                let (status, body) = loop {
-                    let outcome = match connection.as_mut() {
-                        Some(stream) => put_sharing(&shared, stream, user, precision).await,
-                        None => match http_connect(&shared, worker).await {
-                            Ok(stream) => {
-                                let stream = connection.insert(stream);
-                                put_sharing(&shared, stream, user, precision).await
-                            }
-                            Err(err) => Err(err),
-                        },
-                    };
-                    match outcome {
-                        Ok((status, body, keep)) => {
-                            if !keep {
-                                connection = None;
-                            }
-                            break (status, body);
-                        }
-                        // The server may close a keep-alive connection between requests:
-                        // once more on a fresh one.
-                        Err(_) if !retried => {
-                            retried = true;
-                            connection = None;
-                        }
-                        Err(err) => {
-                            return Err(format!("PUT /v1/me/sharing for user {user}: {err}"));
-                        }
-                    }
-                };
-                check_sharing_answer(user, precision, status, &body)?;
-            }
-        });
+        workers.spawn(async move { precision_worker(&shared, &next, worker).await });
     }
     while let Some(outcome) = workers.join_next().await {
         if let Err(err) = outcome.map_err(|err| err.to_string()).and_then(|done| done) {
@@ -88,6 +44,54 @@ pub(crate) async fn set_precisions(shared: &Arc<Shared>) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// One of `set_precisions`' workers: takes the next user until none is left and sets its
+/// precision over a keep-alive connection (once more on a fresh one if the server closed it).
+async fn precision_worker(shared: &Shared, next: &AtomicU64, worker: usize) -> Result<(), String> {
+    let mut connection: Option<BufReader<TcpStream>> = None;
+    loop {
+        let user = next.fetch_add(1, Ordering::Relaxed);
+        if user > shared.args.users {
+            return Ok(());
+        }
+        let precision = if approximate_sharer(user, shared.args.approximate_share) {
+            "approximate"
+        } else {
+            "exact"
+        };
+        let mut retried = false;
+        let (status, body) = loop {
+            let outcome = match connection.as_mut() {
+                Some(stream) => put_sharing(shared, stream, user, precision).await,
+                None => match http_connect(shared, worker).await {
+                    Ok(stream) => {
+                        let stream = connection.insert(stream);
+                        put_sharing(shared, stream, user, precision).await
+                    }
+                    Err(err) => Err(err),
+                },
+            };
+            match outcome {
+                Ok((status, body, keep)) => {
+                    if !keep {
+                        connection = None;
+                    }
+                    break (status, body);
+                }
+                // The server may close a keep-alive connection between requests:
+                // once more on a fresh one.
+                Err(_) if !retried => {
+                    retried = true;
+                    connection = None;
+                }
+                Err(err) => {
+                    return Err(format!("PUT /v1/me/sharing for user {user}: {err}"));
+                }
+            }
+        };
+        check_sharing_answer(user, precision, status, &body)?;
+    }
 }
 
 /// Whether the server took the precision: `200` with it in the answer.
