@@ -1787,6 +1787,34 @@ mod tests {
     }
 
     #[test]
+    fn sparse_ids_are_refused_not_allocated() {
+        let p = LatLng::new(1.0, 2.0).expect("valid");
+        let mut tree = QuadTree::build(vec![(0, p), (1, p)]);
+        let limit = crate::dense_id_limit(tree.id_bound(), tree.len());
+        assert_eq!(
+            tree.try_insert(u32::MAX, p),
+            Err(Error::SparseId {
+                id: u32::MAX,
+                limit
+            })
+        );
+        assert_eq!(tree.len(), 2);
+        assert!(tree.id_bound() < 1_000, "the id table did not grow");
+        // Just below the limit is taken (the table grows to it, a bounded amount).
+        let last = EntryId::try_from(limit - 1).expect("small");
+        assert_eq!(tree.try_insert(last, p), Ok(None));
+        assert!(matches!(
+            QuadTree::try_build(vec![(u32::MAX, p)]),
+            Err(Error::SparseId { .. })
+        ));
+        let refused = std::panic::catch_unwind(|| {
+            let mut tree = QuadTree::default();
+            tree.insert(u32::MAX, p)
+        });
+        assert!(refused.is_err(), "insert panics rather than allocating");
+    }
+
+    #[test]
     fn heap_bytes_counts_leaves_and_slots() {
         let empty = QuadTree::default();
         let tree = QuadTree::build(grid(1_000));
