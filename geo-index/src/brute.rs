@@ -2,7 +2,7 @@
 //! kinds are tested and benchmarked against.
 
 use crate::slots::Slots;
-use crate::{BoundingBox, EntryId, LatLng, Neighbour, Query, SpatialIndex, Tag};
+use crate::{BoundingBox, EntryId, HeapSize, LatLng, Neighbour, Query, SpatialIndex, Tag};
 
 /// An "index" that scans every entry for each query, then sorts.
 ///
@@ -51,6 +51,10 @@ impl SpatialIndex for BruteForce {
             slots: Slots::from_entries(&entries),
             tags: Vec::new(),
         }
+    }
+
+    fn id_bound(&self) -> usize {
+        self.slots.id_bound()
     }
 
     fn len(&self) -> usize {
@@ -111,7 +115,9 @@ impl SpatialIndex for BruteForce {
             .map(|(id, _)| id)
             .collect()
     }
+}
 
+impl HeapSize for BruteForce {
     fn heap_bytes(&self) -> usize {
         self.slots.heap_bytes()
     }

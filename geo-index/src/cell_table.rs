@@ -2,7 +2,7 @@
 //! cell is a key range, plus the dense id to position table.
 
 use crate::slots::Slots;
-use crate::{EntryId, LatLng};
+use crate::{BoundingBox, EntryId, LatLng};
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
@@ -72,6 +72,11 @@ impl<K: CellKey> CellTable<K> {
     }
 
     /// The slots exactly, the B-tree estimated from std's node layout.
+    /// One past the largest id the id table holds without growing.
+    pub(crate) fn id_bound(&self) -> usize {
+        self.slots.id_bound()
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.heap_bytes() + btree_map_heap_bytes::<(u64, EntryId), LatLng>(self.cells.len())
     }
@@ -102,6 +107,47 @@ fn btree_map_heap_bytes<K, V>(len: usize) -> usize {
     let leaves = (len * 4).div_ceil(CAPACITY * 3);
     let internals = if leaves > 1 { leaves.div_ceil(9) } else { 0 };
     leaves * leaf + internals * internal
+}
+
+/// How a cell's bounding box relates to a query box.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BoxRelation {
+    /// No point can be in both.
+    Disjoint,
+    /// Every point of the cell box is in the query box.
+    Inside,
+    /// Neither of the above is certain.
+    Overlaps,
+}
+
+/// Relates `cell` (a conservative box around a cell) to `query`, both possibly crossing the
+/// antimeridian; longitudes -180 and 180 are the same meridian.
+pub(crate) fn relate(cell: &BoundingBox, query: &BoundingBox) -> BoxRelation {
+    if cell.north() < query.south() || cell.south() > query.north() {
+        return BoxRelation::Disjoint;
+    }
+    let cell_spans = cell.lng_intervals();
+    let query_spans = query.lng_intervals();
+    let overlaps = cell_spans.iter().flatten().any(|&(w1, e1)| {
+        query_spans.iter().flatten().any(|&(w2, e2)| {
+            (w1 <= e2 && w2 <= e1) || (e1 == 180.0 && w2 == -180.0) || (w1 == -180.0 && e2 == 180.0)
+        })
+    });
+    if !overlaps {
+        return BoxRelation::Disjoint;
+    }
+    let lat_inside = cell.south() >= query.south() && cell.north() <= query.north();
+    let lng_inside = cell_spans.iter().flatten().all(|&(w1, e1)| {
+        query_spans
+            .iter()
+            .flatten()
+            .any(|&(w2, e2)| w1 >= w2 && e1 <= e2)
+    });
+    if lat_inside && lng_inside {
+        BoxRelation::Inside
+    } else {
+        BoxRelation::Overlaps
+    }
 }
 
 #[cfg(test)]

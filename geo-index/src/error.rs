@@ -34,6 +34,14 @@ pub enum Error {
     InvalidZoom(u8),
     /// A tag number of 64 or more.
     InvalidTag(u8),
+    /// An entry id too far beyond the ids in use: ids index a dense table (see
+    /// [`crate::EntryId`]), so accepting it would allocate memory for every id below it.
+    SparseId {
+        /// The id refused.
+        id: crate::EntryId,
+        /// Ids below this were accepted.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -59,6 +67,11 @@ impl fmt::Display for Error {
             }
             Error::InvalidPolygon(reason) => write!(f, "invalid polygon: {reason}"),
             Error::InvalidTag(n) => write!(f, "a tag must be below 64, got {n}"),
+            Error::SparseId { id, limit } => write!(
+                f,
+                "entry id {id} is too sparse: ids index a dense table, this index takes ids \
+                 below {limit}"
+            ),
             Error::InvalidZoom(z) => {
                 write!(
                     f,

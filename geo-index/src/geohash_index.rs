@@ -21,7 +21,7 @@
 
 use crate::search::{BOUND_SLACK_M, BestFirst, Expand, Frontier, Rect};
 use crate::slots::Slots;
-use crate::{BoundingBox, EntryId, Error, LatLng, Neighbour, Query, SpatialIndex};
+use crate::{BoundingBox, EntryId, Error, HeapSize, LatLng, Neighbour, Query, SpatialIndex};
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 
@@ -352,6 +352,10 @@ impl SpatialIndex for GeohashIndex {
         }
     }
 
+    fn id_bound(&self) -> usize {
+        self.slots.id_bound()
+    }
+
     fn len(&self) -> usize {
         self.slots.len()
     }
@@ -401,7 +405,9 @@ impl SpatialIndex for GeohashIndex {
             .map(|&(_, id)| id)
             .collect()
     }
+}
 
+impl HeapSize for GeohashIndex {
     /// The slots table exactly, plus the B-tree estimated from its node layout: 11 entries of
     /// 16 bytes and a 16-byte header per leaf, assuming nodes two-thirds full on average
     /// (exact node counts are not observable); benchmarks measure the allocator instead.

@@ -76,11 +76,10 @@
 //! # Ok::<(), geo_index::Error>(())
 //! ```
 
-use crate::cell_table::{CellKey, CellTable};
+use crate::cell_table::{BoxRelation, CellKey, CellTable, relate};
 use crate::latlng::{EARTH_RADIUS_M, Origin};
-use crate::s2_index::{BoxRelation, relate};
 use crate::search::{BestFirst, Bounds, Expand, Frontier};
-use crate::{BoundingBox, EntryId, LatLng, Neighbour, Query, SpatialIndex};
+use crate::{BoundingBox, EntryId, HeapSize, LatLng, Neighbour, Query, SpatialIndex};
 use h3o::{CellIndex, Resolution};
 use std::sync::OnceLock;
 
@@ -456,6 +455,10 @@ impl SpatialIndex for H3Index {
     /// assert_eq!(H3Index::build(vec![(4, LatLng::new(1.0, 1.0)?)]).len(), 1);
     /// # Ok::<(), geo_index::Error>(())
     /// ```
+    fn id_bound(&self) -> usize {
+        self.table.id_bound()
+    }
+
     fn len(&self) -> usize {
         self.table.len()
     }
@@ -527,12 +530,14 @@ impl SpatialIndex for H3Index {
         }
         out
     }
+}
 
+impl HeapSize for H3Index {
     /// The id table plus an estimate of the B-tree's nodes, modelled on the standard
     /// library's node layout (about 50 bytes per entry; exact figures are not available).
     ///
     /// ```
-    /// # use geo_index::{H3Index, LatLng, SpatialIndex};
+    /// # use geo_index::{H3Index, HeapSize, LatLng, SpatialIndex};
     /// let index = H3Index::build(vec![(0, LatLng::new(1.0, 1.0)?)]);
     /// assert!(index.heap_bytes() >= 16);
     /// # Ok::<(), geo_index::Error>(())

@@ -8,9 +8,9 @@
 //! great-circle distances by the haversine formula ([`LatLng::distance_m`]).
 //!
 //! ```
-//! use geo_index::{GeohashIndex, LatLng, Query, SpatialIndex};
+//! use geo_index::{LatLng, QuadTree, Query, SpatialIndex};
 //!
-//! let index = GeohashIndex::build(vec![
+//! let index = QuadTree::build(vec![
 //!     (1, LatLng::new(48.8584, 2.2945)?),  // Eiffel Tower
 //!     (2, LatLng::new(48.8606, 2.3376)?),  // Louvre
 //!     (3, LatLng::new(51.5007, -0.1246)?), // Big Ben
@@ -23,6 +23,14 @@
 //! assert_eq!(nearest, [2, 1]);
 //! # Ok::<(), geo_index::Error>(())
 //! ```
+//!
+//! # Features
+//!
+//! The [`QuadTree`] (what the service uses) and [`BruteForce`] (the reference) are always
+//! built. The other kinds are measured baselines behind features, so that their
+//! dependencies are compiled only where asked for: `geohash` (`GeohashIndex`, the
+//! `geohash` and `geohash_key` functions), `s2` (`S2Index`), `h3` (`H3Index`), and
+//! `all-kinds` for all three (the benchmarks need it).
 //!
 //! # Layout
 //!
@@ -39,23 +47,27 @@
 //!   open one of its cells.
 //! - `slots`: the dense id to position table each index keeps.
 //! - `brute`: [`BruteForce`], the reference every index kind is tested against.
-//! - `geohash_index`: [`GeohashIndex`], 64-bit interleaved cells in a B-tree.
+//! - `geohash_index` (feature `geohash`): `GeohashIndex`, 64-bit interleaved cells in a B-tree.
 //! - `quadtree`: [`QuadTree`], adaptive, splitting and merging as entries come and go.
 //! - `cell_table`: the storage S2 and H3 share: fine cell keys in a B-tree, so a coarser
 //!   cell is a key range.
-//! - `s2_index`: [`S2Index`], S2 cell ids covered with `RegionCoverer` over a cap.
-//! - `h3_index`: [`H3Index`], H3 cells gathered with `grid_disk`, filtered exactly.
+//! - `s2_index` (feature `s2`): `S2Index`, S2 cell ids covered with `RegionCoverer` over a cap.
+//! - `h3_index` (feature `h3`): `H3Index`, H3 cells gathered with `grid_disk`, filtered exactly.
 
 mod bbox;
 mod brute;
+#[cfg(any(feature = "s2", feature = "h3"))]
 mod cell_table;
 mod error;
+#[cfg(feature = "geohash")]
 mod geohash_index;
+#[cfg(feature = "h3")]
 mod h3_index;
 mod latlng;
 mod quadtree;
 mod query;
 mod region;
+#[cfg(feature = "s2")]
 mod s2_index;
 mod search;
 mod slots;
@@ -65,19 +77,64 @@ mod tile;
 pub use bbox::BoundingBox;
 pub use brute::BruteForce;
 pub use error::Error;
+#[cfg(feature = "geohash")]
 pub use geohash_index::{GeohashIndex, geohash, geohash_key};
+#[cfg(feature = "h3")]
 pub use h3_index::H3Index;
 pub use latlng::{EARTH_RADIUS_M, HALF_CIRCUMFERENCE_M, LatLng};
 pub use quadtree::QuadTree;
 pub use query::{Keyset, Neighbour, Query};
 pub use region::{MAX_VERTICES, Polygon, Region};
+#[cfg(feature = "s2")]
 pub use s2_index::S2Index;
 pub use tag::Tag;
 pub use tile::{Cluster, MAX_TILE_ZOOM, MERCATOR_MAX_LATITUDE, Tile, TileGrid};
 
 /// An entry's id. Ids index a dense table, so memory grows with the largest id: allocate them
 /// densely (the service keeps a free list).
+///
+/// An index takes an id only below [`dense_id_limit`] of its table and entry count (the
+/// table's size or twice the entries, whichever is larger, plus [`SPARE_IDS`]): a sparse id
+/// is [`Error::SparseId`] from [`SpatialIndex::try_insert`] and [`SpatialIndex::try_build`],
+/// and a panic from `insert` and `build`, never a table grown to it (a single id near
+/// `u32::MAX` would otherwise allocate 64 GiB).
 pub type EntryId = u32;
+
+/// Ids an index accepts beyond its table and twice its entries: room for a caller that
+/// numbers entries from a counter with gaps.
+pub const SPARE_IDS: usize = 1 << 16;
+
+/// One past the largest id an index whose id table has `id_bound` slots and which holds
+/// `len` entries accepts: the table grows at most to about twice what its entries need.
+///
+/// ```
+/// assert_eq!(geo_index::dense_id_limit(0, 0), geo_index::SPARE_IDS);
+/// assert_eq!(geo_index::dense_id_limit(10, 1_000), 2_000 + geo_index::SPARE_IDS);
+/// ```
+#[must_use]
+pub const fn dense_id_limit(id_bound: usize, len: usize) -> usize {
+    let twice = len.saturating_mul(2);
+    let base = if id_bound > twice { id_bound } else { twice };
+    base.saturating_add(SPARE_IDS)
+}
+
+/// [`Error::SparseId`] unless `id` is below [`dense_id_limit`].
+pub(crate) fn check_dense(id: EntryId, id_bound: usize, len: usize) -> Result<(), Error> {
+    let limit = dense_id_limit(id_bound, len);
+    if (id as usize) < limit {
+        Ok(())
+    } else {
+        Err(Error::SparseId { id, limit })
+    }
+}
+
+/// Panics with [`Error::SparseId`]'s message on a sparse id: for the unchecked `insert` and
+/// `build`, where the alternative is allocating a table up to the id.
+pub(crate) fn assert_dense(id: EntryId, id_bound: usize, len: usize) {
+    if let Err(err) = check_dense(id, id_bound, len) {
+        panic!("{err} (use try_insert or try_build for ids from outside)");
+    }
+}
 
 /// The operations every index kind offers.
 ///
@@ -103,6 +160,29 @@ pub trait SpatialIndex {
     fn build(entries: Vec<(EntryId, LatLng)>) -> Self
     where
         Self: Sized;
+
+    /// [`SpatialIndex::build`], or [`Error::SparseId`] when the largest id is not below
+    /// [`dense_id_limit`]`(0, entries.len())`.
+    ///
+    /// # Errors
+    /// [`Error::SparseId`].
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, Error, LatLng, SpatialIndex};
+    /// let p = LatLng::new(0.0, 0.0)?;
+    /// assert!(BruteForce::try_build(vec![(0, p), (1, p)]).is_ok());
+    /// assert!(matches!(BruteForce::try_build(vec![(u32::MAX, p)]), Err(Error::SparseId { .. })));
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn try_build(entries: Vec<(EntryId, LatLng)>) -> Result<Self, Error>
+    where
+        Self: Sized,
+    {
+        if let Some(max) = entries.iter().map(|(id, _)| *id).max() {
+            check_dense(max, 0, entries.len())?;
+        }
+        Ok(Self::build(entries))
+    }
 
     /// Number of entries.
     ///
@@ -145,7 +225,41 @@ pub trait SpatialIndex {
     /// assert_eq!(index.insert(3, LatLng::new(5.0, 6.0)?), Some(a));
     /// # Ok::<(), geo_index::Error>(())
     /// ```
+    ///
+    /// # Panics
+    /// On a sparse id (see [`EntryId`]); [`SpatialIndex::try_insert`] returns an error instead.
     fn insert(&mut self, id: EntryId, position: LatLng) -> Option<LatLng>;
+
+    /// One past the largest id the index's id table holds without growing.
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, LatLng, SpatialIndex};
+    /// let index = BruteForce::build(vec![(9, LatLng::new(0.0, 0.0)?)]);
+    /// assert_eq!(index.id_bound(), 10);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn id_bound(&self) -> usize;
+
+    /// [`SpatialIndex::insert`], or [`Error::SparseId`] (and no change) when `id` is not
+    /// below [`dense_id_limit`]`(self.id_bound(), self.len())`: the way to insert ids that
+    /// come from outside.
+    ///
+    /// # Errors
+    /// [`Error::SparseId`].
+    ///
+    /// ```
+    /// # use geo_index::{BruteForce, Error, LatLng, SpatialIndex};
+    /// let mut index = BruteForce::default();
+    /// let p = LatLng::new(1.0, 2.0)?;
+    /// assert_eq!(index.try_insert(3, p)?, None);
+    /// assert!(matches!(index.try_insert(4_000_000_000, p), Err(Error::SparseId { .. })));
+    /// assert_eq!(index.len(), 1);
+    /// # Ok::<(), geo_index::Error>(())
+    /// ```
+    fn try_insert(&mut self, id: EntryId, position: LatLng) -> Result<Option<LatLng>, Error> {
+        check_dense(id, self.id_bound(), self.len())?;
+        Ok(self.insert(id, position))
+    }
 
     /// Removes entry `id`, returning its position. O(log n).
     ///
@@ -306,11 +420,23 @@ pub trait SpatialIndex {
         }
         Ok(out.finish())
     }
+}
 
-    /// Bytes of heap memory the index holds (capacity, not just length), for benchmarks.
+/// The heap memory an index holds: for benchmarks and memory gauges, apart from the query
+/// operations of [`SpatialIndex`]. Every index kind implements it.
+///
+/// ```
+/// use geo_index::{BruteForce, HeapSize, LatLng, QuadTree, SpatialIndex};
+/// assert_eq!(BruteForce::default().heap_bytes(), 0);
+/// let tree = QuadTree::build(vec![(0, LatLng::new(0.0, 0.0)?)]);
+/// assert!(tree.heap_bytes() > 0);
+/// # Ok::<(), geo_index::Error>(())
+/// ```
+pub trait HeapSize {
+    /// Bytes of heap memory held (capacity, not just length).
     ///
     /// ```
-    /// # use geo_index::{BruteForce, SpatialIndex};
+    /// # use geo_index::{BruteForce, HeapSize};
     /// assert_eq!(BruteForce::default().heap_bytes(), 0);
     /// ```
     fn heap_bytes(&self) -> usize;

@@ -62,8 +62,8 @@ use crate::search::{BOUND_SLACK_M, BestFirst, Bounds, Expand, Frontier, Rect};
 use crate::slots::Slots;
 use crate::tile::{ClusterSet, TileGrid, unit_vector};
 use crate::{
-    BoundingBox, Cluster, EntryId, Error, HALF_CIRCUMFERENCE_M, LatLng, Neighbour, Query, Region,
-    SpatialIndex, Tag,
+    BoundingBox, Cluster, EntryId, Error, HALF_CIRCUMFERENCE_M, HeapSize, LatLng, Neighbour, Query,
+    Region, SpatialIndex, Tag,
 };
 use std::fmt;
 
@@ -226,6 +226,7 @@ impl LeafTable {
     fn add(&mut self, id: EntryId) {
         let index = id as usize;
         if index >= self.leaf.len() {
+            crate::assert_dense(id, self.leaf.len(), self.len);
             self.leaf.resize(index + 1, NO_LEAF);
         }
         self.len += 1;
@@ -603,7 +604,10 @@ impl QuadTree {
         if entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
             // Every id once already (the common case of a caller numbering its entries):
             // the entries become the leaves' entries in place, no table of slots needed.
-            let id_bound = entries.last().map_or(0, |&(id, _, _)| id as usize + 1);
+            let id_bound = entries.last().map_or(0, |&(id, _, _)| {
+                crate::assert_dense(id, 0, entries.len());
+                id as usize + 1
+            });
             let mut all: Vec<Entry> = entries
                 .into_iter()
                 .map(|(id, position, tag)| Entry { position, id, tag })
@@ -1247,6 +1251,10 @@ impl SpatialIndex for QuadTree {
     /// assert_eq!(index.len(), 2);
     /// # Ok::<(), geo_index::Error>(())
     /// ```
+    fn id_bound(&self) -> usize {
+        self.leaf_of.leaf.len()
+    }
+
     fn len(&self) -> usize {
         self.leaf_of.len()
     }
@@ -1428,11 +1436,13 @@ impl SpatialIndex for QuadTree {
         self.cluster_cell(start, &start.rect(), &wanted, false, &mut out);
         Ok(out.finish())
     }
+}
 
+impl HeapSize for QuadTree {
     /// The arena, the leaves' entry vectors (their capacity), the free list and the id table.
     ///
     /// ```
-    /// use geo_index::{LatLng, QuadTree, SpatialIndex};
+    /// use geo_index::{HeapSize, LatLng, QuadTree, SpatialIndex};
     /// let index = QuadTree::build(vec![(0, LatLng::new(0.0, 0.0)?)]);
     /// assert!(index.heap_bytes() > QuadTree::default().heap_bytes());
     /// # Ok::<(), geo_index::Error>(())
@@ -1774,6 +1784,34 @@ mod tests {
             assert_eq!(ids(&parallel), ids(&sequential));
             check_invariants(&parallel);
         }
+    }
+
+    #[test]
+    fn sparse_ids_are_refused_not_allocated() {
+        let p = LatLng::new(1.0, 2.0).expect("valid");
+        let mut tree = QuadTree::build(vec![(0, p), (1, p)]);
+        let limit = crate::dense_id_limit(tree.id_bound(), tree.len());
+        assert_eq!(
+            tree.try_insert(u32::MAX, p),
+            Err(Error::SparseId {
+                id: u32::MAX,
+                limit
+            })
+        );
+        assert_eq!(tree.len(), 2);
+        assert!(tree.id_bound() < 1_000, "the id table did not grow");
+        // Just below the limit is taken (the table grows to it, a bounded amount).
+        let last = EntryId::try_from(limit - 1).expect("small");
+        assert_eq!(tree.try_insert(last, p), Ok(None));
+        assert!(matches!(
+            QuadTree::try_build(vec![(u32::MAX, p)]),
+            Err(Error::SparseId { .. })
+        ));
+        let refused = std::panic::catch_unwind(|| {
+            let mut tree = QuadTree::default();
+            tree.insert(u32::MAX, p)
+        });
+        assert!(refused.is_err(), "insert panics rather than allocating");
     }
 
     #[test]

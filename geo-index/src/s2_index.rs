@@ -56,10 +56,10 @@
 //! # Ok::<(), geo_index::Error>(())
 //! ```
 
-use crate::cell_table::{CellKey, CellTable};
+use crate::cell_table::{BoxRelation, CellKey, CellTable, relate};
 use crate::latlng::{EARTH_RADIUS_M, Origin};
 use crate::search::{BestFirst, Bounds, Expand, Frontier};
-use crate::{BoundingBox, EntryId, LatLng, Neighbour, Query, SpatialIndex};
+use crate::{BoundingBox, EntryId, HeapSize, LatLng, Neighbour, Query, SpatialIndex};
 use s2::cap::Cap;
 use s2::cell::Cell;
 use s2::cellid::CellID;
@@ -306,6 +306,10 @@ impl SpatialIndex for S2Index {
     /// assert_eq!(S2Index::build(vec![(4, LatLng::new(1.0, 1.0)?)]).len(), 1);
     /// # Ok::<(), geo_index::Error>(())
     /// ```
+    fn id_bound(&self) -> usize {
+        self.table.id_bound()
+    }
+
     fn len(&self) -> usize {
         self.table.len()
     }
@@ -374,59 +378,20 @@ impl SpatialIndex for S2Index {
         }
         out
     }
+}
 
+impl HeapSize for S2Index {
     /// The id table plus an estimate of the B-tree's nodes, modelled on the standard
     /// library's node layout (about 50 bytes per entry; exact figures are not available).
     ///
     /// ```
-    /// # use geo_index::{LatLng, S2Index, SpatialIndex};
+    /// # use geo_index::{HeapSize, LatLng, S2Index, SpatialIndex};
     /// let index = S2Index::build(vec![(0, LatLng::new(1.0, 1.0)?)]);
     /// assert!(index.heap_bytes() >= 16);
     /// # Ok::<(), geo_index::Error>(())
     /// ```
     fn heap_bytes(&self) -> usize {
         self.table.heap_bytes()
-    }
-}
-
-/// How a cell's bounding box relates to a query box.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BoxRelation {
-    /// No point can be in both.
-    Disjoint,
-    /// Every point of the cell box is in the query box.
-    Inside,
-    /// Neither of the above is certain.
-    Overlaps,
-}
-
-/// Relates `cell` (a conservative box around a cell) to `query`, both possibly crossing the
-/// antimeridian; longitudes -180 and 180 are the same meridian.
-pub(crate) fn relate(cell: &BoundingBox, query: &BoundingBox) -> BoxRelation {
-    if cell.north() < query.south() || cell.south() > query.north() {
-        return BoxRelation::Disjoint;
-    }
-    let cell_spans = cell.lng_intervals();
-    let query_spans = query.lng_intervals();
-    let overlaps = cell_spans.iter().flatten().any(|&(w1, e1)| {
-        query_spans.iter().flatten().any(|&(w2, e2)| {
-            (w1 <= e2 && w2 <= e1) || (e1 == 180.0 && w2 == -180.0) || (w1 == -180.0 && e2 == 180.0)
-        })
-    });
-    if !overlaps {
-        return BoxRelation::Disjoint;
-    }
-    let lat_inside = cell.south() >= query.south() && cell.north() <= query.north();
-    let lng_inside = cell_spans.iter().flatten().all(|&(w1, e1)| {
-        query_spans
-            .iter()
-            .flatten()
-            .any(|&(w2, e2)| w1 >= w2 && e1 <= e2)
-    });
-    if lat_inside && lng_inside {
-        BoxRelation::Inside
-    } else {
-        BoxRelation::Overlaps
     }
 }
 

@@ -145,6 +145,7 @@ impl<'q, C> Frontier<'q, C> {
 
     /// Queue a lat/lng rectangle cell; its upper bound (which costs trigonometry) is computed
     /// only when resuming from a keyset, the one case that uses it.
+    #[cfg(feature = "geohash")]
     #[inline]
     pub(crate) fn push_rect(&mut self, cell: C, rect: &Rect) {
         if self.outside_region(rect) {
@@ -162,6 +163,7 @@ impl<'q, C> Frontier<'q, C> {
     /// Queue a point, unless it is certainly beyond the radius. It is keyed by a cheap lower
     /// bound of its distance (no trigonometry) and measured exactly only if it reaches the
     /// front of the queue: most points of an opened cell never do.
+    #[cfg(any(feature = "geohash", feature = "s2", feature = "h3"))]
     #[inline]
     pub(crate) fn push_point(&mut self, id: EntryId, position: LatLng) {
         self.push_tagged_point(id, position, Tag::UNTAGGED);

@@ -24,6 +24,7 @@ impl Slots {
     pub(crate) fn from_entries(entries: &[(EntryId, LatLng)]) -> Self {
         let mut slots = Slots::default();
         if let Some(max_id) = entries.iter().map(|(id, _)| *id).max() {
+            crate::assert_dense(max_id, 0, entries.len());
             slots.positions = vec![VACANT; max_id as usize + 1];
         }
         for &(id, position) in entries {
@@ -44,6 +45,7 @@ impl Slots {
     pub(crate) fn set(&mut self, id: EntryId, position: LatLng) -> Option<LatLng> {
         let index = id as usize;
         if index >= self.positions.len() {
+            crate::assert_dense(id, self.positions.len(), self.len);
             self.positions.resize(index + 1, VACANT);
         }
         let previous = std::mem::replace(&mut self.positions[index], position);

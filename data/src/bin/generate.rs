@@ -26,67 +26,39 @@ Writes N synthetic businesses clustered around GeoNames cities as CSV
   --out FILE   output file, default standard output ('-' also means stdout)
   -h, --help   show this help";
 
-#[derive(Debug)]
+/// The command line (clap derive; `--help` prints [`USAGE`]).
+#[derive(Debug, clap::Parser)]
+#[command(name = "generate", override_help = USAGE, disable_version_flag = true)]
 struct Args {
+    /// Number of businesses.
+    #[arg(long)]
     count: u64,
+    /// 64-bit seed; the same seed gives the same bytes.
+    #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Output file; standard output when absent or `-`.
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     out: Option<String>,
 }
 
-/// Parses the command line; `Ok(None)` means help was asked for.
+/// Parses the command line; `Ok(None)` means help was asked for, `Err` carries clap's
+/// one-line reason.
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut count = None;
-    let mut seed = None;
-    let mut out = None;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(None);
+    use clap::Parser as _;
+    let argv = std::iter::once("generate".to_owned()).chain(args);
+    match Args::try_parse_from(argv) {
+        Ok(mut args) => {
+            args.out = args.out.filter(|o| o != "-");
+            Ok(Some(args))
         }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        if !matches!(flag.as_str(), "--count" | "--seed" | "--out") {
-            return Err(format!("unknown argument {arg:?}"));
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
-        };
-        match flag.as_str() {
-            "--count" => {
-                let n = value.parse::<u64>().map_err(|_| {
-                    format!("--count expects a non-negative integer, got {value:?}")
-                })?;
-                if count.replace(n).is_some() {
-                    return Err("--count given twice".to_owned());
-                }
-            }
-            "--seed" => {
-                let s = value
-                    .parse::<u64>()
-                    .map_err(|_| format!("--seed expects an integer in 0..2^64, got {value:?}"))?;
-                if seed.replace(s).is_some() {
-                    return Err("--seed given twice".to_owned());
-                }
-            }
-            _ => {
-                if value.is_empty() {
-                    return Err("--out needs a file name".to_owned());
-                }
-                if out.replace(value).is_some() {
-                    return Err("--out given twice".to_owned());
-                }
-            }
+        Err(err) if err.kind() == clap::error::ErrorKind::DisplayHelp => Ok(None),
+        Err(err) => {
+            // clap's first line ("error: ..."), without its own usage lines: USAGE follows.
+            let text = err.render().to_string();
+            let reason = text.lines().next().unwrap_or("bad command line");
+            Err(reason.strip_prefix("error: ").unwrap_or(reason).to_owned())
         }
     }
-    let count = count.ok_or("--count is required")?;
-    Ok(Some(Args {
-        count,
-        seed: seed.unwrap_or(42),
-        out: out.filter(|o| o != "-"),
-    }))
 }
 
 /// Rows formatted per work unit.

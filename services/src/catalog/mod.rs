@@ -10,7 +10,7 @@
 mod records;
 
 use crate::business::{Business, BusinessId, BusinessRef, Category};
-use geo_index::{EntryId, Keyset, LatLng, Query, Region, SpatialIndex, Tag, Tile};
+use geo_index::{EntryId, HeapSize, Keyset, LatLng, Query, Region, SpatialIndex, Tag, Tile};
 use records::{NewRecord, Records};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

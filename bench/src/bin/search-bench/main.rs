@@ -9,19 +9,31 @@
 //!
 //! `run` first checks that the targets hold the dataset and return the same result sets on
 //! a sample of queries (differences are classified as explained by each system's sphere
-//! and coordinate precision, or not: see `search_bench::verify`), then times each target
+//! and coordinate precision, or not: see the `verify` module), then times each target
 //! at each radius and prints a markdown report. `scripts/bench-search` sets up throwaway
 //! servers and runs all of it with one command.
 
-mod search_bench;
+// One module per concern:
+// - `places`: the dataset (loaded once, exported as the CSV every target loads) and the
+//   seeded query centres.
+// - `targets`: Nearby over HTTP, Redis `GEOSEARCH`, PostGIS over sqlx; one connection type
+//   per target and the query each is asked.
+// - `http`: the minimal keep-alive HTTP/1.1 client.
+// - `verify`: result-set comparison with each system's geometric tolerance.
+// - `load`: closed-loop workers, one connection and one request in flight each, latencies
+//   in the shared HdrHistogram (`nearby_bench::latency`).
+// - `report`: markdown tables.
+mod http;
+mod load;
+mod places;
+mod report;
+mod targets;
+mod verify;
 
 use clap::{Args, Parser, Subcommand};
 use geo_index::LatLng;
-use search_bench::load::{Pool, Stop};
-use search_bench::report::{self, CheckRow, Row, radius_label};
-use search_bench::targets::{PostgisOrder, Target};
-use search_bench::verify::{Comparison, REDIS_MAX_LATITUDE, Tolerance};
-use search_bench::{places, targets};
+use load::{Pool, Stop};
+use report::{CheckRow, Row, radius_label};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -29,6 +41,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use targets::{PostgisOrder, Target};
+use verify::{Comparison, REDIS_MAX_LATITUDE, Tolerance};
 
 #[derive(Parser)]
 #[command(
@@ -234,13 +248,6 @@ async fn load_redis(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `/proc/loadavg`'s three load averages, where there is one.
-fn load_average() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
-    (fields.len() == 3).then(|| fields.join(", "))
-}
-
 /// The tolerance of a target against Nearby.
 fn tolerance(target: &Target) -> Tolerance {
     match target {
@@ -396,7 +403,7 @@ async fn run(args: RunArgs, threads: usize) -> Result<ExitCode, String> {
     for target in &targets {
         pools.push(Pool::open(target, args.concurrency).await?);
     }
-    let load_before = load_average();
+    let load_before = nearby_bench::procfs::load_average();
     let mut rows = Vec::new();
     for &radius_m in &args.radii {
         for (target, pool) in targets.iter().zip(&mut pools) {
@@ -431,7 +438,7 @@ async fn run(args: RunArgs, threads: usize) -> Result<ExitCode, String> {
         }
     }
     drop(pools);
-    let load_after = load_average();
+    let load_after = nearby_bench::procfs::load_average();
 
     // 4. The report.
     let mut out = String::new();
@@ -513,12 +520,10 @@ async fn run(args: RunArgs, threads: usize) -> Result<ExitCode, String> {
              Nearby's sphere is {} m; PostGIS with `use_spheroid = false` uses {:.4} m \
              (WGS84 (2a + b) / 3); Redis uses {} m and 52-bit geohash positions, so it finds \
              {:.1} m less far at 20 km.",
-            search_bench::verify::NEARBY_RADIUS_M,
-            search_bench::verify::POSTGIS_RADIUS_M,
-            search_bench::verify::REDIS_RADIUS_M,
-            20_000.0
-                * (1.0
-                    - search_bench::verify::NEARBY_RADIUS_M / search_bench::verify::REDIS_RADIUS_M),
+            verify::NEARBY_RADIUS_M,
+            verify::POSTGIS_RADIUS_M,
+            verify::REDIS_RADIUS_M,
+            20_000.0 * (1.0 - verify::NEARBY_RADIUS_M / verify::REDIS_RADIUS_M),
         );
     }
     print!("{out}");

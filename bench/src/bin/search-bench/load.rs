@@ -2,9 +2,9 @@
 //! flight, send queries back to back for a fixed time or until a shared request budget is
 //! spent.
 
-use super::histogram::Histogram;
 use super::targets::{Connection, Hit, Target};
 use geo_index::LatLng;
+use nearby_bench::latency::Histogram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
