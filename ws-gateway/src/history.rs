@@ -7,8 +7,8 @@
 //! what does not fit is counted in `nearby_location_history_dropped_total`, never silently
 //! lost. Without a database (the embedded mode) no history is kept.
 
+use crate::location::Fix;
 use crate::metrics::GatewayMetrics;
-use crate::protocol::Fix;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -12,6 +12,8 @@
 //!   `Authorization` header or `?token=`) and the `/v1/me` friendship and sharing endpoints.
 //! - [`session`]: one connection's loop, written against `Stream`/`Sink` so tests can drive it.
 //! - [`protocol`]: the JSON messages, parsed into checked values.
+//! - [`location`]: [`location::Fix`], a checked position and its time (the domain type the
+//!   cache, the bus and the history share).
 //! - [`gateway`]: [`Gateway`], the configuration and the shared parts, and what the HTTP
 //!   handlers call when friendships or sharing change.
 //! - [`hub`]: the node's local fan-out from topics to session mailboxes (coalescing per
@@ -21,8 +23,9 @@
 //! - [`event`]: topics and the compact payloads on the bus.
 //! - [`redis_link`]: one connection type for a Redis server or a Redis Cluster.
 //! - [`cache`]: each user's latest location with a TTL, in memory or in Redis.
-//! - [`friends`] and [`friends_pg`]: friendships, requests and sharing, in memory or in
-//!   PostgreSQL, and the audience log every change appends to.
+//! - [`friends`]: friendships, requests and sharing — the rules once, over a narrow storage
+//!   trait with a memory and a PostgreSQL backend — and the audience log every change
+//!   appends to.
 //! - [`audience`]: the watcher that follows the audience log on every node, so a revocation
 //!   holds within about a second even when the pub/sub message announcing it is lost (fail
 //!   closed while the log cannot be read).
@@ -44,10 +47,10 @@ pub mod cache;
 pub mod clock;
 pub mod event;
 pub mod friends;
-pub mod friends_pg;
 pub mod gateway;
 pub mod history;
 pub mod hub;
+pub mod location;
 pub mod membership;
 pub mod metrics;
 pub mod protocol;
@@ -55,5 +58,10 @@ pub mod redis_link;
 pub mod ring;
 pub mod session;
 pub mod users;
+
+/// The PostgreSQL friends backend under its former path (`friends_pg::PgFriends`), for
+/// callers written before `friends/` held it.
+#[doc(hidden)]
+pub use friends::postgres as friends_pg;
 
 pub use gateway::{Authenticator, Backend, DEFAULT_RADIUS_M, Gateway, GatewayConfig};
