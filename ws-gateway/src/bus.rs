@@ -465,6 +465,9 @@ async fn reconcile(
     hub: Arc<Hub>,
 ) {
     let mut subscribed: HashSet<Topic> = HashSet::new();
+    // Failed changes are retried soon (100-200 ms, the shared policy at its smallest cap):
+    // until they succeed, friends' updates do not reach this node.
+    let mut retry = crate::retry::Retry::capped_at(crate::retry::FIRST);
     loop {
         let woken = wake.notified();
         let Some(strong) = bus.upgrade() else { return };
@@ -511,11 +514,13 @@ async fn reconcile(
         metrics
             .bus_subscriptions
             .store(subscribed.len() as i64, Ordering::Relaxed);
-        if !failed.is_empty() {
+        if failed.is_empty() {
+            retry.succeeded();
+        } else {
             let Some(strong) = bus.upgrade() else { return };
             strong.dirty().extend(failed);
             drop(strong);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(retry.failed()).await;
         }
     }
 }

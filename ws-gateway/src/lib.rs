@@ -38,6 +38,7 @@
 //!   owns each user; [`ring`]: the rendezvous hashing that decides it.
 //! - [`metrics`]: Prometheus counters appended to the service's `/metrics`.
 //! - [`clock`]: Unix milliseconds and RFC 3339.
+//! - [`retry`]: the one retry backoff (exponential with jitter, `backon`).
 
 pub mod api;
 pub mod approximate;
@@ -55,6 +56,7 @@ pub mod membership;
 pub mod metrics;
 pub mod protocol;
 pub mod redis_link;
+pub mod retry;
 pub mod ring;
 pub mod session;
 pub mod users;
