@@ -156,6 +156,18 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
     started.elapsed()
 }
 
+/// Changes the node has applied from its change feed (its Prometheus counter).
+fn change_feed_events(state: &AppState) -> u64 {
+    state
+        .metrics()
+        // `Default::default()`: zero businesses; the figures are not what is read here.
+        .render(Default::default())
+        .lines()
+        .find_map(|line| line.strip_prefix("nearby_change_feed_events_total "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Everything in the database, by id.
 async fn stored(store: &PgStore) -> BTreeMap<String, (Business, i64)> {
     store
@@ -352,8 +364,24 @@ async fn http_api_end_to_end_against_postgis() {
     assert_eq!(stored(&store).await.keys().collect::<Vec<_>>(), ["orsay"]);
 
     // The node's own writes come back through the feed too; applying them again is harmless.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Four writes succeeded (create, two puts, delete): wait until the feed has applied all
+    // four echoes, then compare the node with the database, revisions included.
+    wait_until(
+        "the node's own four writes came back through the change feed",
+        Duration::from_secs(10),
+        || change_feed_events(&node.state) >= 4,
+    )
+    .await;
+    assert_eq!(
+        change_feed_events(&node.state),
+        4,
+        "no other change arrived"
+    );
     assert_eq!(node.held().keys().collect::<Vec<_>>(), ["orsay"]);
+    let rows = stored(&store).await;
+    let orsay = BusinessId::new("orsay").unwrap();
+    assert_same(&node.held()["orsay"], &rows["orsay"].0);
+    assert_eq!(node.state.catalog().revision(&orsay), Some(rows["orsay"].1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -800,7 +828,14 @@ async fn location_history_waits_out_a_database_outage() {
     for i in 0..500 {
         gateway.history().record(42, fix(i));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Observe the writer failing, then retrying the batch it holds: while it does, nothing is
+    // counted as written or dropped.
+    wait_until(
+        "the history writer failed and retried",
+        Duration::from_secs(15),
+        || gateway.history().failed_writes() >= 2,
+    )
+    .await;
     let metrics = gateway.metrics();
     assert_eq!(metrics.history_written.load(Ordering::Relaxed), 0);
     assert_eq!(metrics.history_dropped.load(Ordering::Relaxed), 0);

@@ -47,25 +47,35 @@ const SHARDED_CONCURRENCY: usize = 64;
 const PING_EVERY: Duration = Duration::from_millis(500);
 
 /// A bus operation that could not be done.
-#[derive(Debug)]
+///
+/// The Redis variants display their cause as well as keeping it as `source()`: callers log
+/// errors with `%err`.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BusError {
-    /// Redis failed or cannot be reached.
+    /// Redis failed or cannot be reached (a message without an underlying error value).
+    #[error("bus unavailable: {0}")]
     Unavailable(String),
+    /// A Redis command or connection failed.
+    #[error("bus unavailable: {context}{source}")]
+    Redis {
+        /// What was being done, with a trailing ": " (or empty).
+        context: &'static str,
+        /// The failure.
+        #[source]
+        source: redis::RedisError,
+    },
     /// This node may not join the others on this Redis (why).
+    #[error("{0}")]
     Refused(String),
 }
 
-impl std::fmt::Display for BusError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BusError::Unavailable(detail) => write!(f, "bus unavailable: {detail}"),
-            BusError::Refused(why) => f.write_str(why),
-        }
+impl BusError {
+    /// A Redis failure while doing `context` (ends with ": " when not empty).
+    fn redis(context: &'static str) -> impl Fn(redis::RedisError) -> BusError + Copy {
+        move |source| BusError::Redis { context, source }
     }
 }
-
-impl std::error::Error for BusError {}
 
 /// The bus; cheap to clone.
 #[derive(Clone)]
@@ -250,7 +260,7 @@ impl RedisBus {
         hub: Arc<Hub>,
         metrics: Arc<GatewayMetrics>,
     ) -> Result<Arc<RedisBus>, BusError> {
-        let unavailable = |err: redis::RedisError| BusError::Unavailable(err.to_string());
+        let unavailable = BusError::redis("");
         let (push_tx, push_rx) = mpsc::channel::<PushInfo>(PUSH_QUEUE);
         let dropped_metrics = Arc::clone(&metrics);
         let resync = Arc::new(AtomicBool::new(false));
@@ -282,7 +292,7 @@ impl RedisBus {
         let (publisher, subscriber) = match target {
             RedisTarget::Single(url) => {
                 let client = redis::Client::open(with_resp3(url).as_str())
-                    .map_err(|err| BusError::Unavailable(format!("invalid Redis URL: {err}")))?;
+                    .map_err(BusError::redis("invalid Redis URL: "))?;
                 let publisher = client
                     .get_connection_manager_with_config(connection_config())
                     .await
@@ -300,9 +310,7 @@ impl RedisBus {
             RedisTarget::Cluster(nodes) => {
                 let publisher = cluster_builder(nodes)
                     .build()
-                    .map_err(|err| {
-                        BusError::Unavailable(format!("invalid Redis Cluster nodes: {err}"))
-                    })?
+                    .map_err(BusError::redis("invalid Redis Cluster nodes: "))?
                     .get_async_connection()
                     .await
                     .map_err(unavailable)?;
@@ -381,7 +389,10 @@ impl RedisBus {
             .await
             .map_err(|err| {
                 self.metrics.bus_errors.fetch_add(1, Ordering::Relaxed);
-                BusError::Unavailable(err.to_string())
+                BusError::Redis {
+                    context: "",
+                    source: err,
+                }
             })
     }
 
@@ -454,6 +465,9 @@ async fn reconcile(
     hub: Arc<Hub>,
 ) {
     let mut subscribed: HashSet<Topic> = HashSet::new();
+    // Failed changes are retried soon (100-200 ms, the shared policy at its smallest cap):
+    // until they succeed, friends' updates do not reach this node.
+    let mut retry = crate::retry::Retry::capped_at(crate::retry::FIRST);
     loop {
         let woken = wake.notified();
         let Some(strong) = bus.upgrade() else { return };
@@ -500,11 +514,13 @@ async fn reconcile(
         metrics
             .bus_subscriptions
             .store(subscribed.len() as i64, Ordering::Relaxed);
-        if !failed.is_empty() {
+        if failed.is_empty() {
+            retry.succeeded();
+        } else {
             let Some(strong) = bus.upgrade() else { return };
             strong.dirty().extend(failed);
             drop(strong);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(retry.failed()).await;
         }
     }
 }

@@ -6,7 +6,7 @@
 //!   (the braces make the user id a Redis Cluster hash tag, the slot of the user's channels).
 
 use crate::event::Event;
-use crate::protocol::Fix;
+use crate::location::Fix;
 use crate::redis_link::RedisLink;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,29 +22,22 @@ pub fn key(user: u64) -> String {
 }
 
 /// A cache operation that could not be done.
-#[derive(Debug)]
+///
+/// It displays its cause as well as keeping it as `source()`: callers log it with `%err`.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {
     /// Redis failed or cannot be reached.
-    Unavailable(String),
+    #[error("location cache unavailable: {0}")]
+    Unavailable(#[source] redis::RedisError),
 }
-
-impl std::fmt::Display for CacheError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CacheError::Unavailable(detail) => write!(f, "location cache unavailable: {detail}"),
-        }
-    }
-}
-
-impl std::error::Error for CacheError {}
 
 /// Latest locations.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// use geo_index::LatLng;
-/// use nearby_ws_gateway::{cache::LocationCache, protocol::Fix};
+/// use nearby_ws_gateway::{cache::LocationCache, location::Fix};
 /// use std::time::Duration;
 /// let cache = LocationCache::memory(Duration::from_secs(600));
 /// let fix = Fix { position: LatLng::new(1.0, 2.0).unwrap(), timestamp_ms: 3 };
@@ -93,7 +86,7 @@ impl LocationCache {
                     .arg(ttl_ms(*ttl))
                     .query_async::<()>(&mut connection)
                     .await
-                    .map_err(|err| CacheError::Unavailable(err.to_string()))
+                    .map_err(CacheError::Unavailable)
             }
         }
     }
@@ -114,7 +107,7 @@ impl LocationCache {
                     .arg(key(user))
                     .query_async::<()>(&mut connection)
                     .await
-                    .map_err(|err| CacheError::Unavailable(err.to_string()))
+                    .map_err(CacheError::Unavailable)
             }
         }
     }
@@ -153,7 +146,7 @@ impl LocationCache {
                     // map is stale after a failover, while single-key reads already reach the
                     // promoted replica: read key by key instead.
                     Err(_) if connection.is_cluster() => get_each(connection, users).await?,
-                    Err(err) => return Err(CacheError::Unavailable(err.to_string())),
+                    Err(err) => return Err(CacheError::Unavailable(err)),
                 };
                 Ok(values
                     .into_iter()
@@ -192,7 +185,7 @@ async fn get_each(link: &RedisLink, users: &[u64]) -> Result<Vec<Option<Vec<u8>>
     values
         .into_iter()
         .collect::<redis::RedisResult<Vec<_>>>()
-        .map_err(|err| CacheError::Unavailable(err.to_string()))
+        .map_err(CacheError::Unavailable)
 }
 
 fn ttl_ms(ttl: Duration) -> u64 {

@@ -5,7 +5,7 @@
 //! timestamp as little-endian `i64`) rather than JSON: the bus carries every update to every
 //! node that has a friend of its sender, so its size is paid many times over.
 
-use crate::protocol::Fix;
+use crate::location::Fix;
 use geo_index::LatLng;
 
 /// A bus channel.
@@ -103,7 +103,7 @@ impl Event {
     ///
     /// ```
     /// use geo_index::LatLng;
-    /// use nearby_ws_gateway::{event::Event, protocol::Fix};
+    /// use nearby_ws_gateway::{event::Event, location::Fix};
     /// let fix = Fix { position: LatLng::new(1.0, 2.0)?, timestamp_ms: 3 };
     /// assert_eq!(Event::Location(fix).encode().len(), 25);
     /// # Ok::<(), geo_index::Error>(())

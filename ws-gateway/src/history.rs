@@ -7,11 +7,11 @@
 //! what does not fit is counted in `nearby_location_history_dropped_total`, never silently
 //! lost. Without a database (the embedded mode) no history is kept.
 
+use crate::location::Fix;
 use crate::metrics::GatewayMetrics;
-use crate::protocol::Fix;
 use sqlx::PgPool;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -32,6 +32,8 @@ struct Row {
 pub struct History {
     queue: Option<mpsc::Sender<Row>>,
     metrics: Arc<GatewayMetrics>,
+    /// Batch writes that failed (each is retried), since the start.
+    failed_writes: Arc<AtomicU64>,
 }
 
 impl History {
@@ -40,17 +42,31 @@ impl History {
         Self {
             queue: None,
             metrics,
+            failed_writes: Arc::default(),
         }
     }
 
     /// History in PostgreSQL (migrated by the service); starts the writer task.
     pub fn postgres(pool: PgPool, metrics: Arc<GatewayMetrics>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(write_batches(pool, rx, Arc::clone(&metrics)));
+        let failed_writes = Arc::new(AtomicU64::new(0));
+        tokio::spawn(write_batches(
+            pool,
+            rx,
+            Arc::clone(&metrics),
+            Arc::clone(&failed_writes),
+        ));
         Self {
             queue: Some(tx),
             metrics,
+            failed_writes,
         }
+    }
+
+    /// How many batch writes have failed (and been retried) since the start: lets a test
+    /// observe the writer waiting out an outage instead of sleeping and hoping.
+    pub fn failed_writes(&self) -> u64 {
+        self.failed_writes.load(Ordering::Relaxed)
     }
 
     /// Whether history is kept.
@@ -72,9 +88,15 @@ impl History {
     }
 }
 
-async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Row>, metrics: Arc<GatewayMetrics>) {
+async fn write_batches(
+    pool: PgPool,
+    mut rx: mpsc::Receiver<Row>,
+    metrics: Arc<GatewayMetrics>,
+    failed_writes: Arc<AtomicU64>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
-    let mut failures = 0_u32;
+    // Worst case (jitter included) 2 s between attempts, as before the shared policy.
+    let mut retry = crate::retry::Retry::capped_at(Duration::from_secs(1));
     loop {
         if batch.is_empty() && rx.recv_many(&mut batch, BATCH).await == 0 {
             return; // every sender is gone: the gateway stopped
@@ -88,18 +110,18 @@ async fn write_batches(pool: PgPool, mut rx: mpsc::Receiver<Row>, metrics: Arc<G
                     .history_queued
                     .fetch_sub(batch.len() as i64, Ordering::Relaxed);
                 batch.clear();
-                if failures > 0 {
+                if retry.failures() > 0 {
                     tracing::info!("location history writes resumed");
-                    failures = 0;
                 }
+                retry.succeeded();
             }
             Err(err) => {
-                failures += 1;
-                if failures == 1 {
+                failed_writes.fetch_add(1, Ordering::Relaxed);
+                let delay = retry.failed();
+                if retry.failures() == 1 {
                     tracing::warn!(error = %err, rows = batch.len(), "location history write failed, retrying");
                 }
-                // Keep the batch; back off up to 2 s. New rows wait in the bounded queue.
-                let delay = Duration::from_millis(100 * u64::from(failures.min(20)));
+                // Keep the batch; back off. New rows wait in the bounded queue.
                 tokio::time::sleep(delay).await;
             }
         }

@@ -17,6 +17,8 @@
 //!   argument — who may see what (`session/visibility.rs`), the frame limits
 //!   (`session/rate.rs`), every close code and reason (`session/close.rs`).
 //! - [`protocol`]: the JSON messages, parsed into checked values.
+//! - [`location`]: [`location::Fix`], a checked position and its time (the domain type the
+//!   cache, the bus and the history share).
 //! - [`gateway`]: [`Gateway`], the configuration and the shared parts, and what the HTTP
 //!   handlers call when friendships or sharing change.
 //! - [`hub`]: the node's local fan-out from topics to session mailboxes (coalescing per
@@ -26,8 +28,9 @@
 //! - [`event`]: topics and the compact payloads on the bus.
 //! - [`redis_link`]: one connection type for a Redis server or a Redis Cluster.
 //! - [`cache`]: each user's latest location with a TTL, in memory or in Redis.
-//! - [`friends`] and [`friends_pg`]: friendships, requests and sharing, in memory or in
-//!   PostgreSQL, and the audience log every change appends to.
+//! - [`friends`]: friendships, requests and sharing — the rules once, over a narrow storage
+//!   trait with a memory and a PostgreSQL backend — and the audience log every change
+//!   appends to.
 //! - [`audience`]: the watcher that follows the audience log on every node, so a revocation
 //!   holds within about a second even when the pub/sub message announcing it is lost (fail
 //!   closed while the log cannot be read).
@@ -41,6 +44,7 @@
 //! - [`metrics`]: Prometheus counters appended to the service's `/metrics`.
 //! - [`clock`]: Unix milliseconds and RFC 3339; [`clock::Clock`], where a session reads the
 //!   time.
+//! - [`retry`]: the one retry backoff (exponential with jitter, `backon`).
 
 pub mod api;
 pub mod approximate;
@@ -50,17 +54,23 @@ pub mod cache;
 pub mod clock;
 pub mod event;
 pub mod friends;
-pub mod friends_pg;
 pub mod gateway;
 pub mod history;
 pub mod http;
 pub mod hub;
+pub mod location;
 pub mod membership;
 pub mod metrics;
 pub mod protocol;
 pub mod redis_link;
+pub mod retry;
 pub mod ring;
 pub mod session;
 pub mod users;
+
+/// The PostgreSQL friends backend under its former path (`friends_pg::PgFriends`), for
+/// callers written before `friends/` held it.
+#[doc(hidden)]
+pub use friends::postgres as friends_pg;
 
 pub use gateway::{Authenticator, Backend, DEFAULT_RADIUS_M, Gateway, GatewayConfig};

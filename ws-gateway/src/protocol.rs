@@ -34,22 +34,9 @@ pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 /// How old a client timestamp may be, in milliseconds.
 pub const MAX_PAST_SKEW_MS: i64 = 60 * 60 * 1000;
 
-/// A location report, checked: the position is on Earth and the timestamp is plausible.
-///
-/// ```
-/// use nearby_ws_gateway::protocol::{parse_client_message, ClientMessage};
-/// let now = 1_700_000_000_000;
-/// let parsed = parse_client_message(r#"{"type":"location","latitude":48.85,"longitude":2.35}"#, now);
-/// let Ok(ClientMessage::Location(fix)) = parsed else { panic!("valid") };
-/// assert_eq!(fix.timestamp_ms, now);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Fix {
-    /// Where.
-    pub position: LatLng,
-    /// When, Unix milliseconds: the client's if it gave a plausible one, else the server's.
-    pub timestamp_ms: i64,
-}
+/// The location type, defined in [`crate::location`]; re-exported here because it is what a
+/// `location` message parses into.
+pub use crate::location::Fix;
 
 /// A message from the client.
 #[derive(Clone, Copy, Debug, PartialEq)]

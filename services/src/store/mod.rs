@@ -4,6 +4,8 @@
 //! - `Postgres` (given `DATABASE_URL`): PostGIS is the source of truth; every write is committed
 //!   there first, and other nodes learn of it through the change feed.
 
+#[doc(hidden)]
+pub mod conformance;
 mod postgres;
 
 pub use postgres::{CHANNEL, Change, PgStore};
@@ -12,22 +14,43 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A write the store refused or could not make. Nothing was changed.
-#[derive(Debug)]
+///
+/// Each variant displays its cause as well as keeping it as `source()`: the service logs
+/// and prints these with `%err` / `to_string()`, and those lines must keep saying what failed.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database cannot be reached or failed; retry later.
-    Unavailable(String),
+    /// The database URL does not parse.
+    #[error("store unavailable: invalid database URL: {0}")]
+    InvalidUrl(#[source] sqlx::Error),
+    /// The server cannot be reached (`target` is host:port/database, never the password).
+    #[error("store unavailable: cannot connect to PostgreSQL at {target}: {source}")]
+    Connect {
+        /// Host, port and database.
+        target: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("store unavailable: cannot migrate the database at {target}: {source}")]
+    Migrate {
+        /// Host, port and database.
+        target: String,
+        /// Why.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// The database failed during `operation`; retry later.
+    #[error("store unavailable: {operation}: {source}")]
+    Database {
+        /// What was being done: `create`, `upsert`, `delete`, `load`, `import`, ….
+        operation: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
 }
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::Unavailable(detail) => write!(f, "store unavailable: {detail}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 /// The durable side of writes.
 ///

@@ -12,6 +12,7 @@
 use super::StoreError;
 use crate::business::{Business, BusinessId, Category, Name, position};
 use futures_util::{Stream, TryStreamExt};
+use nearby_ws_gateway::retry::Retry;
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use std::collections::HashMap;
@@ -33,9 +34,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// that died silently (no reset ever arrives) is noticed and replaced.
 const LISTENER_PROBE_AFTER: Duration = Duration::from_secs(30);
 
-/// Bounds of the reconnect backoff.
-const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The cap of the change feed's reconnect backoff (the shared policy, `retry`): at most 6 s
+/// between attempts, jitter included.
+const BACKOFF_CAP: Duration = Duration::from_secs(3);
 
 /// COPY data is sent in chunks of about this many bytes.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
@@ -96,7 +97,7 @@ impl PgStore {
     /// Connects (waiting at most a few seconds) and brings the schema up to date.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the URL is invalid, the server cannot be reached, or a
+    /// [`StoreError`] if the URL is invalid, the server cannot be reached, or a
     /// migration fails. The message never contains the URL's password.
     ///
     /// ```no_run
@@ -106,7 +107,7 @@ impl PgStore {
     /// ```
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|err| StoreError::Unavailable(format!("invalid database URL: {err}")))?
+            .map_err(StoreError::InvalidUrl)?
             .application_name("nearby");
         // Host, port and database name help an operator and are not secret; the password is.
         let target = format!(
@@ -120,12 +121,14 @@ impl PgStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|err| {
-                StoreError::Unavailable(format!("cannot connect to PostgreSQL at {target}: {err}"))
+            .map_err(|source| StoreError::Connect {
+                target: target.clone(),
+                source,
             })?;
-        MIGRATOR.run(&pool).await.map_err(|err| {
-            StoreError::Unavailable(format!("cannot migrate the database at {target}: {err}"))
-        })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { target, source })?;
         Ok(PgStore { pool })
     }
 
@@ -133,7 +136,7 @@ impl PgStore {
     /// not wait behind this store's pool, such as the friends gateway's privacy changes).
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] if the server cannot be reached.
+    /// [`StoreError`] if the server cannot be reached.
     ///
     /// ```no_run
     /// # async fn demo(store: nearby_services::store::PgStore) -> Result<(), nearby_services::store::StoreError> {
@@ -147,7 +150,10 @@ impl PgStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|err| StoreError::Unavailable(format!("cannot open a second pool: {err}")))
+            .map_err(|source| StoreError::Database {
+                operation: "cannot open a second pool",
+                source,
+            })
     }
 
     /// The connection pool, for callers that need SQL this type does not offer.
@@ -164,7 +170,7 @@ impl PgStore {
     /// Inserts a new business; `None` when the id exists (nothing changed).
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`]: nothing was changed.
+    /// [`StoreError`]: nothing was changed.
     ///
     /// ```no_run
     /// # async fn demo(store: nearby_services::store::PgStore, b: nearby_services::business::Business)
@@ -187,13 +193,13 @@ impl PgStore {
         .bind(business.position.lng())
         .fetch_optional(&self.pool)
         .await
-        .map_err(|err| unavailable("create", &err))
+        .map_err(unavailable("create"))
     }
 
     /// Inserts or replaces a business; returns its new revision and whether it was created.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`]: nothing was changed.
+    /// [`StoreError`]: nothing was changed.
     ///
     /// ```no_run
     /// # async fn demo(store: nearby_services::store::PgStore, b: nearby_services::business::Business)
@@ -224,13 +230,13 @@ impl PgStore {
         .bind(business.position.lng())
         .fetch_one(&self.pool)
         .await
-        .map_err(|err| unavailable("upsert", &err))
+        .map_err(unavailable("upsert"))
     }
 
     /// Deletes a business; returns the revision of the deleted row, `None` if there was none.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`]: nothing was changed.
+    /// [`StoreError`]: nothing was changed.
     ///
     /// ```no_run
     /// # async fn demo(store: nearby_services::store::PgStore) -> Result<(), nearby_services::store::StoreError> {
@@ -243,7 +249,7 @@ impl PgStore {
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
-            .map_err(|err| unavailable("delete", &err))
+            .map_err(unavailable("delete"))
     }
 
     /// Every business with its revision, read as one consistent snapshot and streamed row by
@@ -251,7 +257,7 @@ impl PgStore {
     /// (written around it, e.g. an id with a space) are logged and skipped.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`].
+    /// [`StoreError`].
     ///
     /// ```no_run
     /// # async fn demo(store: nearby_services::store::PgStore) -> Result<(), nearby_services::store::StoreError> {
@@ -269,7 +275,7 @@ impl PgStore {
         )
         .fetch_one(&self.pool)
         .await
-        .map_err(|err| unavailable("load", &err))?;
+        .map_err(unavailable("load"))?;
         let mut all = Vec::with_capacity(estimate.clamp(0.0, 1e8) as usize);
         let mut skipped = 0_u64;
         let mut rows = sqlx::query_as::<_, (String, String, Option<String>, f64, f64, i64)>(
@@ -278,10 +284,8 @@ impl PgStore {
              FROM businesses",
         )
         .fetch(&self.pool);
-        while let Some((id, name, category, latitude, longitude, revision)) = rows
-            .try_next()
-            .await
-            .map_err(|err| unavailable("load", &err))?
+        while let Some((id, name, category, latitude, longitude, revision)) =
+            rows.try_next().await.map_err(unavailable("load"))?
         {
             match business_from(&id, &name, category.as_deref(), latitude, longitude) {
                 Ok(business) => all.push((business, revision)),
@@ -307,7 +311,7 @@ impl PgStore {
     /// or changed.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`]: nothing was changed.
+    /// [`StoreError`]: nothing was changed.
     ///
     /// ```no_run
     /// # async fn demo(store: nearby_services::store::PgStore) -> Result<(), Box<dyn std::error::Error>> {
@@ -317,7 +321,7 @@ impl PgStore {
     /// # Ok(()) }
     /// ```
     pub async fn import(&self, businesses: &[Business]) -> Result<u64, StoreError> {
-        let err = |err: sqlx::Error| unavailable("import", &err);
+        let err = unavailable("import");
         // `ON CONFLICT DO UPDATE` refuses to touch a row twice in one statement, so repeated
         // ids are reduced to their last occurrence here.
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(businesses.len());
@@ -388,8 +392,9 @@ impl PgStore {
     /// It starts with [`Change::Subscribed`] and a [`Change::Snapshot`] of every business,
     /// then one [`Change::Upsert`] or [`Change::Delete`] per committed change (including this
     /// node's own writes). If the connection is lost it reconnects with exponential backoff
-    /// (0.1 s up to 5 s) and starts over with `Subscribed` and a fresh `Snapshot`, so changes
-    /// made while it was away are caught up. Invalid payloads are logged and skipped. The
+    /// (the shared policy of `nearby_ws_gateway::retry`: 0.1 s up to 3 s, plus jitter) and
+    /// starts over with `Subscribed` and a fresh `Snapshot`, so changes made while it was
+    /// away are caught up. Invalid payloads are logged and skipped. The
     /// stream ends only when the pool is closed.
     ///
     /// ```no_run
@@ -409,7 +414,8 @@ impl PgStore {
             store: self,
             listener: None,
             phase: Phase::Connect,
-            failures: 0,
+            retry: Retry::capped_at(BACKOFF_CAP),
+            delay: None,
         };
         futures_util::stream::unfold(feed, |mut feed| async move {
             let change = feed.next().await?;
@@ -433,7 +439,9 @@ struct Feed {
     listener: Option<PgListener>,
     phase: Phase,
     /// Consecutive failed attempts, for the backoff.
-    failures: u32,
+    retry: Retry,
+    /// How long to wait before connecting again, after a failure.
+    delay: Option<Duration>,
 }
 
 impl Feed {
@@ -442,8 +450,8 @@ impl Feed {
         loop {
             match self.phase {
                 Phase::Connect => {
-                    if self.failures > 0 {
-                        tokio::time::sleep(backoff(self.failures)).await;
+                    if let Some(delay) = self.delay.take() {
+                        tokio::time::sleep(delay).await;
                     }
                     match self.subscribe().await {
                         Ok(listener) => {
@@ -457,13 +465,13 @@ impl Feed {
                 }
                 Phase::Snapshot => match self.store.load_all().await {
                     Ok(all) => {
-                        if self.failures > 0 {
+                        if self.retry.failures() > 0 {
                             tracing::info!(
                                 businesses = all.len(),
                                 "change feed reconnected; catching up from a full reload"
                             );
                         }
-                        self.failures = 0;
+                        self.retry.succeeded();
                         self.phase = Phase::Live;
                         return Some(Change::Snapshot(all));
                     }
@@ -519,27 +527,17 @@ impl Feed {
     /// Logs why the subscription is gone and drops it: the next step reconnects, then
     /// reloads everything.
     fn lost(&mut self, what: &str, error: &dyn std::fmt::Display) {
-        self.failures = self.failures.saturating_add(1);
+        let delay = self.retry.failed();
+        self.delay = Some(delay);
         tracing::warn!(
             error = %error,
-            retry_in_ms = backoff(self.failures).as_millis() as u64,
+            retry_in_ms = delay.as_millis() as u64,
             "{what}"
         );
         self.listener = None;
         self.phase = Phase::Connect;
     }
 }
-/// Exponential backoff with up to 25 % jitter, so nodes that lost the database together do
-/// not all reconnect in the same instant.
-fn backoff(failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    let base = BACKOFF_FIRST.saturating_mul(1 << exponent).min(BACKOFF_MAX);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
-}
-
 /// Parses a trigger notification.
 fn parse(payload: &str) -> Result<Change, String> {
     let payload: Payload =
@@ -619,10 +617,10 @@ fn copy_text(out: &mut String, value: &str) {
     }
 }
 
-/// A store error for a failed operation. sqlx's messages name the server's complaint or the
-/// I/O failure, never the connection URL.
-fn unavailable(operation: &str, err: &sqlx::Error) -> StoreError {
-    StoreError::Unavailable(format!("{operation}: {err}"))
+/// A store error for a failed `operation`. sqlx's messages name the server's complaint or
+/// the I/O failure, never the connection URL.
+fn unavailable(operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {
+    move |source| StoreError::Database { operation, source }
 }
 
 #[cfg(test)]
@@ -694,12 +692,5 @@ mod tests {
         let mut out = String::new();
         copy_row(&mut out, &business);
         assert_eq!(out, "a:1\tBack\\\\slash, the \"bar\"\t\\N\t1e-300\t-0.5\n");
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) >= BACKOFF_FIRST && backoff(1) < BACKOFF_FIRST * 2);
-        assert!(backoff(3) >= BACKOFF_FIRST * 4);
-        assert!(backoff(100) <= BACKOFF_MAX + BACKOFF_MAX / 4);
     }
 }

@@ -1,8 +1,12 @@
 //! Friendships (mutual, by consent) and location sharing ("ghost mode").
 //!
-//! - `Memory` (the embedded default): a map behind a mutex, lost on restart.
-//! - `Postgres` (given `DATABASE_URL`): tables `friendships`, `friend_requests` and `sharing`,
-//!   shared by every node.
+//! - `Memory` (the embedded default, [`memory`]): maps behind a mutex, lost on restart.
+//! - `Postgres` (given `DATABASE_URL`, [`postgres`]): tables `friendships`,
+//!   `friend_requests`, `sharing` and `friend_sharing`, shared by every node.
+//!
+//! The rules (consent, the limits, what ending a friendship clears, what each change logs)
+//! are written once, in `rules.rs`, against the narrow [`FriendTx`] trait each backend
+//! implements (`store.rs`); [`conformance`] is the test suite every backend passes.
 //!
 //! A friendship is stored once per direction so "friends of u" is one index range. Sharing is
 //! on by default (being a mutual friend is the consent); a user can turn it off, optionally
@@ -13,9 +17,19 @@
 //! commit order. Every gateway node reads the log (see [`crate::audience`]), so a change
 //! reaches every node even when the pub/sub message announcing it is lost.
 
-use crate::friends_pg::PgFriends;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+#[doc(hidden)]
+pub mod conformance;
+pub mod memory;
+pub mod postgres;
+mod rules;
+mod store;
+
+pub use memory::MemoryFriends;
+pub use postgres::PgFriends;
+pub use store::FriendTx;
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Most friends one user may have.
 pub const MAX_FRIENDS: usize = 5_000;
@@ -172,36 +186,90 @@ pub enum RequestOutcome {
     AlreadyFriends,
 }
 
-/// A refused or failed friendship operation.
-#[derive(Debug, PartialEq, Eq)]
+/// A limit a change would pass; its text names the number from the constant.
+///
+/// ```
+/// use nearby_ws_gateway::friends::Limit;
+/// assert_eq!(Limit::Friends.to_string(), "5000 friends");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum FriendError {
-    /// Asking oneself.
-    SelfRequest,
-    /// Past [`MAX_FRIENDS`] or [`MAX_PENDING_REQUESTS`].
-    LimitReached(&'static str),
-    /// The database failed or cannot be reached.
-    Unavailable(String),
-    /// This store is read-only: nodes sharing a bus without a shared database serve the same
-    /// seed file and must never diverge (see [`FriendStore::freeze`]).
-    ReadOnly,
+pub enum Limit {
+    /// [`MAX_FRIENDS`].
+    Friends,
+    /// [`MAX_PENDING_REQUESTS`].
+    PendingRequests,
 }
 
-impl std::fmt::Display for FriendError {
+impl std::fmt::Display for Limit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FriendError::SelfRequest => f.write_str("a user cannot befriend themselves"),
-            FriendError::LimitReached(what) => write!(f, "limit reached: {what}"),
-            FriendError::Unavailable(detail) => write!(f, "friend store unavailable: {detail}"),
-            FriendError::ReadOnly => f.write_str(
-                "friendships and sharing are read-only here: the nodes share Redis without a \
-                 database and serve the same --friends file; set DATABASE_URL to change them",
-            ),
+            Limit::Friends => write!(f, "{MAX_FRIENDS} friends"),
+            Limit::PendingRequests => write!(f, "{MAX_PENDING_REQUESTS} pending friend requests"),
         }
     }
 }
 
-impl std::error::Error for FriendError {}
+/// Why a backend could not answer: the underlying error (sqlx's for PostgreSQL), kept whole
+/// so its own source chain survives.
+///
+/// It displays as that error and its `source()` is that error's source (it is a transparent
+/// wrapper). Two failures compare equal when they display the same, so [`FriendError`] can
+/// stay `PartialEq` for the tests.
+#[derive(Debug)]
+pub struct StoreFailure(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl StoreFailure {
+    /// Wraps the underlying error (or a message).
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self(error.into())
+    }
+}
+
+impl std::fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StoreFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for StoreFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for StoreFailure {}
+
+/// A refused or failed friendship operation.
+///
+/// `Unavailable` displays its cause as well as keeping it as `source()`: the gateway logs
+/// errors with `%err`, and those lines must keep saying what failed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FriendError {
+    /// Asking oneself.
+    #[error("a user cannot befriend themselves")]
+    SelfRequest,
+    /// Past [`MAX_FRIENDS`] or [`MAX_PENDING_REQUESTS`].
+    #[error("limit reached: {0}")]
+    LimitReached(Limit),
+    /// The database failed or cannot be reached.
+    #[error("friend store unavailable: {0}")]
+    Unavailable(#[source] StoreFailure),
+    /// This store is read-only: nodes sharing a bus without a shared database serve the same
+    /// seed file and must never diverge (see [`FriendStore::freeze`]).
+    #[error(
+        "friendships and sharing are read-only here: the nodes share Redis without a \
+         database and serve the same --friends file; set DATABASE_URL to change them"
+    )]
+    ReadOnly,
+}
 
 /// Pending requests of one user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -341,7 +409,7 @@ impl FriendStore {
     pub async fn remove(&self, user: u64, other: u64) -> Result<bool, FriendError> {
         self.writable()?;
         match self {
-            FriendStore::Memory(store) => Ok(store.remove(user, other)),
+            FriendStore::Memory(store) => store.remove(user, other),
             FriendStore::Postgres(store) => store.remove(user, other).await,
         }
     }
@@ -381,7 +449,7 @@ impl FriendStore {
             FriendStore::Memory(store) => Ok(users
                 .iter()
                 .copied()
-                .filter(|&u| store.sharing(u).effective(now_ms))
+                .filter(|&user| store.sharing(user).effective(now_ms))
                 .collect()),
             FriendStore::Postgres(store) => store.sharing_now(users, now_ms).await,
         }
@@ -394,10 +462,7 @@ impl FriendStore {
     pub async fn set_sharing(&self, user: u64, sharing: Sharing) -> Result<(), FriendError> {
         self.writable()?;
         match self {
-            FriendStore::Memory(store) => {
-                store.set_sharing(user, sharing);
-                Ok(())
-            }
+            FriendStore::Memory(store) => store.set_sharing(user, sharing),
             FriendStore::Postgres(store) => store.set_sharing(user, sharing).await,
         }
     }
@@ -478,7 +543,7 @@ impl FriendStore {
     ) -> Result<bool, FriendError> {
         self.writable()?;
         match self {
-            FriendStore::Memory(store) => Ok(store.set_friend_setting(user, friend, setting)),
+            FriendStore::Memory(store) => store.set_friend_setting(user, friend, setting),
             FriendStore::Postgres(store) => store.set_friend_setting(user, friend, setting).await,
         }
     }
@@ -522,7 +587,7 @@ impl FriendStore {
     /// The database.
     pub async fn log_head(&self) -> Result<i64, FriendError> {
         match self {
-            FriendStore::Memory(store) => store.log_fault().map(|()| store.lock().log_head()),
+            FriendStore::Memory(store) => store.log_fault().map(|()| store.log_head()),
             FriendStore::Postgres(store) => store.log_head().await,
         }
     }
@@ -548,9 +613,7 @@ impl FriendStore {
     /// ```
     pub async fn log_after(&self, cursor: i64) -> Result<LogPage, FriendError> {
         match self {
-            FriendStore::Memory(store) => {
-                store.log_fault().map(|()| store.lock().log_after(cursor))
-            }
+            FriendStore::Memory(store) => store.log_fault().map(|()| store.log_after(cursor)),
             FriendStore::Postgres(store) => store.log_after(cursor).await,
         }
     }
@@ -566,405 +629,5 @@ impl FriendStore {
             FriendStore::Memory(_) => Ok(()),
             FriendStore::Postgres(store) => store.trim_log(age).await,
         }
-    }
-}
-
-/// The in-memory store.
-#[derive(Default)]
-pub struct MemoryFriends {
-    inner: Mutex<MemoryInner>,
-    read_only: std::sync::atomic::AtomicBool,
-    /// Faults the unit tests inject: reads of grants that fail, a log that cannot be read.
-    #[cfg(test)]
-    pub(crate) faults: Mutex<Faults>,
-}
-
-/// Faults injected by the unit tests (see `MemoryFriends::faults`).
-#[cfg(test)]
-#[derive(Default)]
-pub(crate) struct Faults {
-    /// This many grant or audience reads fail next.
-    pub failing_reads: u32,
-    /// Every read of the audience log fails while set.
-    pub log_down: bool,
-}
-
-impl MemoryFriends {
-    #[cfg(test)]
-    fn read_fault(&self) -> Result<(), FriendError> {
-        let mut faults = self
-            .faults
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if faults.failing_reads > 0 {
-            faults.failing_reads -= 1;
-            return Err(FriendError::Unavailable("injected fault".to_owned()));
-        }
-        Ok(())
-    }
-
-    #[cfg(test)]
-    fn log_fault(&self) -> Result<(), FriendError> {
-        let faults = self
-            .faults
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if faults.log_down {
-            return Err(FriendError::Unavailable("injected fault".to_owned()));
-        }
-        Ok(())
-    }
-
-    #[cfg(not(test))]
-    fn read_fault(&self) -> Result<(), FriendError> {
-        Ok(())
-    }
-
-    #[cfg(not(test))]
-    fn log_fault(&self) -> Result<(), FriendError> {
-        Ok(())
-    }
-}
-
-/// Entries the in-memory audience log keeps; a reader further behind is told the log is
-/// incomplete.
-const MEMORY_LOG_ENTRIES: usize = 100_000;
-
-#[derive(Default)]
-struct MemoryInner {
-    friends: HashMap<u64, HashSet<u64>>,
-    /// (from, to) pairs.
-    requests: HashSet<(u64, u64)>,
-    outgoing: HashMap<u64, usize>,
-    sharing: HashMap<u64, Sharing>,
-    /// `(user, friend)`: what `user` lets `friend` see.
-    settings: HashMap<(u64, u64), FriendSetting>,
-    /// Pairs applied by [`FriendStore::seed`], never applied again.
-    seeded: HashSet<(u64, u64)>,
-    /// The audience log: `(sequence number, user)`, the last [`MEMORY_LOG_ENTRIES`].
-    log: VecDeque<(i64, u64)>,
-    last_seq: i64,
-}
-
-impl MemoryInner {
-    fn befriend(&mut self, a: u64, b: u64) -> bool {
-        self.drop_request(a, b);
-        self.drop_request(b, a);
-        let new = self.friends.entry(a).or_default().insert(b);
-        self.friends.entry(b).or_default().insert(a);
-        if new {
-            self.log_change(a);
-            self.log_change(b);
-        }
-        new
-    }
-
-    /// Appends `user` to the audience log (under the store's lock: log order is change order).
-    fn log_change(&mut self, user: u64) {
-        self.last_seq += 1;
-        self.log.push_back((self.last_seq, user));
-        if self.log.len() > MEMORY_LOG_ENTRIES {
-            self.log.pop_front();
-        }
-    }
-
-    fn log_head(&self) -> i64 {
-        self.last_seq
-    }
-
-    fn log_after(&self, cursor: i64) -> LogPage {
-        let oldest = self.log.front().map_or(self.last_seq + 1, |&(seq, _)| seq);
-        let start = self.log.partition_point(|&(seq, _)| seq <= cursor);
-        LogPage {
-            entries: self
-                .log
-                .iter()
-                .skip(start)
-                .take(LOG_PAGE)
-                .copied()
-                .collect(),
-            // Sequence numbers are contiguous here: entries were dropped iff the oldest kept
-            // is past the one after the cursor.
-            complete: oldest <= cursor + 1,
-        }
-    }
-
-    fn drop_request(&mut self, from: u64, to: u64) -> bool {
-        let dropped = self.requests.remove(&(from, to));
-        if dropped && let Some(count) = self.outgoing.get_mut(&from) {
-            *count = count.saturating_sub(1);
-        }
-        dropped
-    }
-
-    fn friend_count(&self, user: u64) -> usize {
-        self.friends.get(&user).map_or(0, HashSet::len)
-    }
-}
-
-impl MemoryFriends {
-    fn lock(&self) -> MutexGuard<'_, MemoryInner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn friends(&self, user: u64) -> Vec<u64> {
-        let mut friends: Vec<u64> = self
-            .lock()
-            .friends
-            .get(&user)
-            .map(|set| set.iter().copied().collect())
-            .unwrap_or_default();
-        friends.sort_unstable();
-        friends
-    }
-
-    fn request(&self, from: u64, to: u64) -> Result<RequestOutcome, FriendError> {
-        let mut inner = self.lock();
-        if inner.friends.get(&from).is_some_and(|f| f.contains(&to)) {
-            return Ok(RequestOutcome::AlreadyFriends);
-        }
-        if inner.requests.contains(&(to, from)) {
-            if inner.friend_count(from) >= MAX_FRIENDS || inner.friend_count(to) >= MAX_FRIENDS {
-                return Err(FriendError::LimitReached("5000 friends"));
-            }
-            inner.befriend(from, to);
-            return Ok(RequestOutcome::Friends);
-        }
-        if inner.requests.contains(&(from, to)) {
-            return Ok(RequestOutcome::Pending);
-        }
-        if inner.outgoing.get(&from).copied().unwrap_or(0) >= MAX_PENDING_REQUESTS {
-            return Err(FriendError::LimitReached("1000 pending friend requests"));
-        }
-        inner.requests.insert((from, to));
-        *inner.outgoing.entry(from).or_default() += 1;
-        Ok(RequestOutcome::Pending)
-    }
-
-    fn accept(&self, user: u64, from: u64) -> Result<bool, FriendError> {
-        let mut inner = self.lock();
-        if !inner.requests.contains(&(from, user)) {
-            return Ok(false);
-        }
-        if inner.friend_count(from) >= MAX_FRIENDS || inner.friend_count(user) >= MAX_FRIENDS {
-            return Err(FriendError::LimitReached("5000 friends"));
-        }
-        inner.befriend(user, from);
-        Ok(true)
-    }
-
-    fn remove(&self, user: u64, other: u64) -> bool {
-        let mut inner = self.lock();
-        let requests = inner.drop_request(user, other) | inner.drop_request(other, user);
-        let mut ended = false;
-        if let Some(friends) = inner.friends.get_mut(&user) {
-            ended |= friends.remove(&other);
-        }
-        if let Some(friends) = inner.friends.get_mut(&other) {
-            ended |= friends.remove(&user);
-        }
-        if ended {
-            // Befriending again starts from the default.
-            inner.settings.remove(&(user, other));
-            inner.settings.remove(&(other, user));
-            inner.log_change(user);
-            inner.log_change(other);
-        }
-        requests || ended
-    }
-
-    fn requests(&self, user: u64) -> Requests {
-        let inner = self.lock();
-        let mut requests = Requests::default();
-        for &(from, to) in &inner.requests {
-            if to == user {
-                requests.incoming.push(from);
-            }
-            if from == user {
-                requests.outgoing.push(to);
-            }
-        }
-        requests.incoming.sort_unstable();
-        requests.outgoing.sort_unstable();
-        requests
-    }
-
-    fn sharing(&self, user: u64) -> Sharing {
-        self.lock().sharing.get(&user).copied().unwrap_or_default()
-    }
-
-    fn set_sharing(&self, user: u64, sharing: Sharing) {
-        let mut inner = self.lock();
-        if sharing == Sharing::default() {
-            inner.sharing.remove(&user);
-        } else {
-            inner.sharing.insert(user, sharing);
-        }
-        inner.log_change(user);
-    }
-
-    fn seed(&self, pairs: &[(u64, u64)]) -> usize {
-        let mut inner = self.lock();
-        let mut applied = 0;
-        for &(a, b) in pairs.iter().filter(|(a, b)| a != b) {
-            if inner.seeded.insert((a.min(b), a.max(b))) && inner.befriend(a, b) {
-                applied += 1;
-            }
-        }
-        applied
-    }
-
-    fn set_friend_setting(&self, user: u64, friend: u64, setting: Option<FriendSetting>) -> bool {
-        let mut inner = self.lock();
-        if !inner
-            .friends
-            .get(&user)
-            .is_some_and(|f| f.contains(&friend))
-        {
-            return false;
-        }
-        match setting {
-            Some(setting) => inner.settings.insert((user, friend), setting),
-            None => inner.settings.remove(&(user, friend)),
-        };
-        inner.log_change(user);
-        true
-    }
-
-    fn audience(&self, user: u64) -> Audience {
-        let inner = self.lock();
-        let mut friends: Vec<(u64, Grant)> = inner
-            .friends
-            .get(&user)
-            .into_iter()
-            .flatten()
-            .map(|&friend| (friend, inner.grant_of(friend, user)))
-            .collect();
-        friends.sort_unstable_by_key(|&(friend, _)| friend);
-        Audience {
-            sharing: inner.sharing.get(&user).copied().unwrap_or_default(),
-            friends,
-        }
-    }
-
-    fn grant(&self, viewer: u64, friend: u64) -> Option<Grant> {
-        let inner = self.lock();
-        let friends = inner.friends.get(&viewer)?.contains(&friend);
-        friends.then(|| inner.grant_of(friend, viewer))
-    }
-}
-
-impl MemoryInner {
-    /// What `friend` grants `viewer` (whether or not they are friends).
-    fn grant_of(&self, friend: u64, viewer: u64) -> Grant {
-        Grant {
-            sharing: self.sharing.get(&friend).copied().unwrap_or_default(),
-            setting: self.settings.get(&(friend, viewer)).copied(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn consent_flow() {
-        let store = MemoryFriends::default();
-        assert_eq!(store.request(1, 2), Ok(RequestOutcome::Pending));
-        assert_eq!(store.request(1, 2), Ok(RequestOutcome::Pending));
-        assert_eq!(
-            store.requests(2),
-            Requests {
-                incoming: vec![1],
-                outgoing: vec![]
-            }
-        );
-        assert_eq!(store.accept(1, 2), Ok(false), "only the asked side accepts");
-        assert!(store.friends(1).is_empty());
-        assert_eq!(store.accept(2, 1), Ok(true));
-        assert_eq!(store.friends(2), vec![1]);
-        assert_eq!(store.request(2, 1), Ok(RequestOutcome::AlreadyFriends));
-        assert!(store.remove(2, 1));
-        assert!(store.friends(1).is_empty() && store.friends(2).is_empty());
-        assert!(!store.remove(2, 1));
-    }
-
-    #[test]
-    fn crossing_requests_make_friends() {
-        let store = MemoryFriends::default();
-        assert_eq!(store.request(3, 4), Ok(RequestOutcome::Pending));
-        assert_eq!(store.request(4, 3), Ok(RequestOutcome::Friends));
-        assert_eq!(store.friends(3), vec![4]);
-        assert_eq!(store.requests(3), Requests::default());
-    }
-
-    #[test]
-    fn the_audience_log_follows_every_change_in_order() {
-        let store = MemoryFriends::default();
-        store.seed(&[(1, 2)]);
-        let head = store.lock().log_head();
-        store.set_sharing(
-            1,
-            Sharing {
-                enabled: false,
-                ..Sharing::default()
-            },
-        );
-        store.request(3, 1).unwrap();
-        assert_eq!(
-            store.lock().log_head(),
-            head + 1,
-            "a request changes nobody's audience"
-        );
-        store.accept(1, 3).unwrap();
-        store.remove(2, 1);
-        let page = store.lock().log_after(head);
-        let users: Vec<u64> = page.entries.iter().map(|&(_, user)| user).collect();
-        assert_eq!(users, vec![1, 1, 3, 2, 1]);
-        assert!(page.complete);
-        let head = store.lock().log_head();
-        assert!(store.lock().log_after(head).entries.is_empty());
-    }
-
-    #[test]
-    fn a_reader_behind_the_kept_log_is_told_it_is_incomplete() {
-        let store = MemoryFriends::default();
-        for _ in 0..MEMORY_LOG_ENTRIES + 2 {
-            store.set_sharing(7, Sharing::default());
-        }
-        let inner = store.lock();
-        assert!(!inner.log_after(0).complete);
-        assert!(!inner.log_after(1).complete);
-        assert!(inner.log_after(2).complete);
-        assert_eq!(inner.log_after(2).entries.len(), LOG_PAGE);
-    }
-
-    #[test]
-    fn a_seeded_pair_is_applied_once_and_never_resurrected() {
-        let store = MemoryFriends::default();
-        assert_eq!(store.seed(&[(1, 2), (2, 1), (3, 3)]), 1);
-        assert!(store.remove(1, 2));
-        assert_eq!(store.seed(&[(2, 1)]), 0);
-        assert!(store.friends(1).is_empty());
-    }
-
-    #[test]
-    fn pending_requests_are_limited() {
-        let store = MemoryFriends::default();
-        for to in 0..MAX_PENDING_REQUESTS as u64 {
-            assert_eq!(store.request(u64::MAX, to), Ok(RequestOutcome::Pending));
-        }
-        assert!(matches!(
-            store.request(u64::MAX, 1 << 40),
-            Err(FriendError::LimitReached(_))
-        ));
-        assert!(store.remove(u64::MAX, 0));
-        assert_eq!(
-            store.request(u64::MAX, 1 << 40),
-            Ok(RequestOutcome::Pending)
-        );
     }
 }

@@ -1,9 +1,13 @@
 //! Friendships and sharing in PostgreSQL (tables created by the service's migrations:
-//! `services/migrations/0002_friends.sql`, `0003_audience.sql`).
+//! `services/migrations/0002_friends.sql`, `0003_audience.sql`, `0004_sharing_controls.sql`).
+//!
+//! Every change is one transaction that first takes the two users' advisory locks, then runs
+//! the shared rule over [`PgTx`]; the audience log is appended last, right before the commit.
 
-use crate::friends::{
-    Audience, FriendError, FriendSetting, Grant, LOG_PAGE, LogPage, MAX_FRIENDS,
-    MAX_PENDING_REQUESTS, Precision, RequestOutcome, Requests, Sharing,
+use super::rules;
+use super::{
+    Audience, FriendError, FriendSetting, FriendTx, Grant, LOG_PAGE, LogPage, Precision,
+    RequestOutcome, Requests, Sharing, StoreFailure,
 };
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::collections::HashSet;
@@ -60,7 +64,7 @@ fn grant_of(row: &sqlx::postgres::PgRow, first: usize) -> Grant {
 }
 
 fn unavailable(err: sqlx::Error) -> FriendError {
-    FriendError::Unavailable(err.to_string())
+    FriendError::Unavailable(StoreFailure::new(err))
 }
 
 /// The PostgreSQL store; cheap to clone.
@@ -153,47 +157,6 @@ impl PgFriends {
         Ok(row.map(|row| grant_of(&row, 0)))
     }
 
-    pub(crate) async fn set_friend_setting(
-        &self,
-        user: u64,
-        friend: u64,
-        setting: Option<FriendSetting>,
-    ) -> Result<bool, FriendError> {
-        let mut tx = self.control.begin().await.map_err(unavailable)?;
-        Self::lock_pair(&mut tx, user, friend).await?;
-        let friends: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2)",
-        )
-        .bind(to_db(user))
-        .bind(to_db(friend))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        if !friends {
-            return Ok(false);
-        }
-        match setting {
-            Some(setting) => sqlx::query(
-                "INSERT INTO friend_sharing (user_id, friend_id, precision, until_ms) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, friend_id) \
-                 DO UPDATE SET precision = EXCLUDED.precision, until_ms = EXCLUDED.until_ms",
-            )
-            .bind(to_db(user))
-            .bind(to_db(friend))
-            .bind(setting.precision.as_str())
-            .bind(setting.until_ms),
-            None => sqlx::query("DELETE FROM friend_sharing WHERE user_id = $1 AND friend_id = $2")
-                .bind(to_db(user))
-                .bind(to_db(friend)),
-        }
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        Self::log_changes(&mut tx, &[user]).await?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(true)
-    }
-
     pub(crate) async fn log_head(&self) -> Result<i64, FriendError> {
         sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM audience_log")
             .fetch_one(&self.control)
@@ -271,44 +234,6 @@ impl PgFriends {
         Ok(friends)
     }
 
-    async fn friend_count(
-        tx: &mut Transaction<'_, Postgres>,
-        user: u64,
-    ) -> Result<i64, FriendError> {
-        sqlx::query_scalar("SELECT count(*) FROM friendships WHERE user_id = $1")
-            .bind(to_db(user))
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(unavailable)
-    }
-
-    async fn befriend(
-        tx: &mut Transaction<'_, Postgres>,
-        a: u64,
-        b: u64,
-    ) -> Result<(), FriendError> {
-        for user in [a, b] {
-            if Self::friend_count(tx, user).await? >= MAX_FRIENDS as i64 {
-                return Err(FriendError::LimitReached("5000 friends"));
-            }
-        }
-        sqlx::query("DELETE FROM friend_requests WHERE (from_id = $1 AND to_id = $2) OR (from_id = $2 AND to_id = $1)")
-            .bind(to_db(a))
-            .bind(to_db(b))
-            .execute(&mut **tx)
-            .await
-            .map_err(unavailable)?;
-        sqlx::query(
-            "INSERT INTO friendships (user_id, friend_id) VALUES ($1, $2), ($2, $1) ON CONFLICT DO NOTHING",
-        )
-        .bind(to_db(a))
-        .bind(to_db(b))
-        .execute(&mut **tx)
-        .await
-        .map_err(unavailable)?;
-        Self::log_changes(tx, &[a, b]).await
-    }
-
     /// Serialises changes that involve a user: concurrent requests between the same two users
     /// would otherwise both see "no request the other way" and leave two pending requests.
     async fn lock_pair(
@@ -324,121 +249,6 @@ impl PgFriends {
             .await
             .map_err(unavailable)?;
         Ok(())
-    }
-
-    pub(crate) async fn request(&self, from: u64, to: u64) -> Result<RequestOutcome, FriendError> {
-        let mut tx = self.control.begin().await.map_err(unavailable)?;
-        Self::lock_pair(&mut tx, from, to).await?;
-        let already: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2)",
-        )
-        .bind(to_db(from))
-        .bind(to_db(to))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        if already {
-            return Ok(RequestOutcome::AlreadyFriends);
-        }
-        let reverse: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM friend_requests WHERE from_id = $2 AND to_id = $1)",
-        )
-        .bind(to_db(from))
-        .bind(to_db(to))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        if reverse {
-            Self::befriend(&mut tx, from, to).await?;
-            tx.commit().await.map_err(unavailable)?;
-            return Ok(RequestOutcome::Friends);
-        }
-        let outgoing: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM friend_requests WHERE from_id = $1")
-                .bind(to_db(from))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        if outgoing >= MAX_PENDING_REQUESTS as i64 {
-            let exists: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM friend_requests WHERE from_id = $1 AND to_id = $2)",
-            )
-            .bind(to_db(from))
-            .bind(to_db(to))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-            if !exists {
-                return Err(FriendError::LimitReached("1000 pending friend requests"));
-            }
-        }
-        sqlx::query(
-            "INSERT INTO friend_requests (from_id, to_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(to_db(from))
-        .bind(to_db(to))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(RequestOutcome::Pending)
-    }
-
-    pub(crate) async fn accept(&self, user: u64, from: u64) -> Result<bool, FriendError> {
-        let mut tx = self.control.begin().await.map_err(unavailable)?;
-        Self::lock_pair(&mut tx, user, from).await?;
-        let pending: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM friend_requests WHERE from_id = $1 AND to_id = $2)",
-        )
-        .bind(to_db(from))
-        .bind(to_db(user))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(unavailable)?;
-        if !pending {
-            return Ok(false);
-        }
-        Self::befriend(&mut tx, user, from).await?;
-        tx.commit().await.map_err(unavailable)?;
-        Ok(true)
-    }
-
-    pub(crate) async fn remove(&self, user: u64, other: u64) -> Result<bool, FriendError> {
-        let mut tx = self.control.begin().await.map_err(unavailable)?;
-        Self::lock_pair(&mut tx, user, other).await?;
-        let friendships = sqlx::query(
-            "DELETE FROM friendships WHERE (user_id = $1 AND friend_id = $2) OR (user_id = $2 AND friend_id = $1)",
-        )
-        .bind(to_db(user))
-        .bind(to_db(other))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?
-        .rows_affected();
-        let requests = sqlx::query(
-            "DELETE FROM friend_requests WHERE (from_id = $1 AND to_id = $2) OR (from_id = $2 AND to_id = $1)",
-        )
-        .bind(to_db(user))
-        .bind(to_db(other))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?
-        .rows_affected();
-        if friendships > 0 {
-            // Befriending again starts from the default.
-            sqlx::query(
-                "DELETE FROM friend_sharing WHERE (user_id = $1 AND friend_id = $2) \
-                 OR (user_id = $2 AND friend_id = $1)",
-            )
-            .bind(to_db(user))
-            .bind(to_db(other))
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-            Self::log_changes(&mut tx, &[user, other]).await?;
-        }
-        tx.commit().await.map_err(unavailable)?;
-        Ok(friendships + requests > 0)
     }
 
     pub(crate) async fn requests(&self, user: u64) -> Result<Requests, FriendError> {
@@ -473,45 +283,74 @@ impl PgFriends {
         now_ms: i64,
     ) -> Result<HashSet<u64>, FriendError> {
         let ids: Vec<i64> = users.iter().copied().map(to_db).collect();
-        // Users without a row share (the default); those with one share if it says so now.
+        // Only users with a row can differ from the default (sharing); whether they share
+        // now is `Sharing::effective`, the one rule.
         let rows = sqlx::query(
-            "SELECT id FROM unnest($1::bigint[]) AS id \
-             WHERE NOT EXISTS (SELECT 1 FROM sharing s WHERE s.user_id = id \
-               AND (CASE WHEN s.until_ms IS NOT NULL AND $2 >= s.until_ms \
-                    THEN NOT s.enabled ELSE s.enabled END) = false)",
+            "SELECT user_id, enabled, until_ms, precision FROM sharing \
+             WHERE user_id = ANY($1::bigint[])",
         )
         .bind(&ids)
-        .bind(now_ms)
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        Ok(rows.iter().map(|row| from_db(row.get(0))).collect())
+        let mut sharing: HashSet<u64> = users.iter().copied().collect();
+        for row in &rows {
+            if !sharing_of(row, 1).effective(now_ms) {
+                sharing.remove(&from_db(row.get(0)));
+            }
+        }
+        Ok(sharing)
+    }
+
+    /// Starts a change: a transaction on the control pool holding the advisory locks of the
+    /// two users (of one user when both are the same).
+    async fn begin(&self, a: u64, b: u64) -> Result<PgTx, FriendError> {
+        let mut tx = self.control.begin().await.map_err(unavailable)?;
+        Self::lock_pair(&mut tx, a, b).await?;
+        Ok(PgTx {
+            tx,
+            log: Vec::new(),
+        })
+    }
+
+    pub(crate) async fn request(&self, from: u64, to: u64) -> Result<RequestOutcome, FriendError> {
+        let mut tx = self.begin(from, to).await?;
+        let outcome = rules::request(&mut tx, from, to).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    pub(crate) async fn accept(&self, user: u64, from: u64) -> Result<bool, FriendError> {
+        let mut tx = self.begin(user, from).await?;
+        let accepted = rules::accept(&mut tx, user, from).await?;
+        tx.commit().await?;
+        Ok(accepted)
+    }
+
+    pub(crate) async fn remove(&self, user: u64, other: u64) -> Result<bool, FriendError> {
+        let mut tx = self.begin(user, other).await?;
+        let removed = rules::remove(&mut tx, user, other).await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 
     pub(crate) async fn set_sharing(&self, user: u64, sharing: Sharing) -> Result<(), FriendError> {
-        let mut tx = self.control.begin().await.map_err(unavailable)?;
-        if sharing == Sharing::default() {
-            sqlx::query("DELETE FROM sharing WHERE user_id = $1")
-                .bind(to_db(user))
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        } else {
-            sqlx::query(
-                "INSERT INTO sharing (user_id, enabled, until_ms, precision) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (user_id) DO UPDATE SET enabled = EXCLUDED.enabled, \
-                 until_ms = EXCLUDED.until_ms, precision = EXCLUDED.precision",
-            )
-            .bind(to_db(user))
-            .bind(sharing.enabled)
-            .bind(sharing.until_ms)
-            .bind(sharing.precision.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        }
-        Self::log_changes(&mut tx, &[user]).await?;
-        tx.commit().await.map_err(unavailable)
+        // The user's own lock serialises this with their friendship changes.
+        let mut tx = self.begin(user, user).await?;
+        rules::set_sharing(&mut tx, user, sharing).await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn set_friend_setting(
+        &self,
+        user: u64,
+        friend: u64,
+        setting: Option<FriendSetting>,
+    ) -> Result<bool, FriendError> {
+        let mut tx = self.begin(user, friend).await?;
+        let changed = rules::set_friend_setting(&mut tx, user, friend, setting).await?;
+        tx.commit().await?;
+        Ok(changed)
     }
 
     pub(crate) async fn seed(&self, pairs: &[(u64, u64)]) -> Result<usize, FriendError> {
@@ -576,5 +415,185 @@ impl PgFriends {
             tx.commit().await.map_err(unavailable)?;
         }
         Ok(applied)
+    }
+}
+
+/// A change in PostgreSQL: a transaction holding the two users' advisory locks; the users to
+/// append to the audience log are gathered and written last, right before the commit.
+pub struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    log: Vec<u64>,
+}
+
+impl PgTx {
+    /// Appends the gathered users to the audience log (the last statement, so the log's
+    /// lock is held only until the commit right after it) and commits.
+    async fn commit(mut self) -> Result<(), FriendError> {
+        if !self.log.is_empty() {
+            PgFriends::log_changes(&mut self.tx, &self.log).await?;
+        }
+        self.tx.commit().await.map_err(unavailable)
+    }
+
+    async fn exists(&mut self, sql: &'static str, a: u64, b: u64) -> Result<bool, FriendError> {
+        sqlx::query_scalar(sql)
+            .bind(to_db(a))
+            .bind(to_db(b))
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn count(&mut self, sql: &'static str, user: u64) -> Result<usize, FriendError> {
+        let count: i64 = sqlx::query_scalar(sql)
+            .bind(to_db(user))
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
+    async fn execute(&mut self, sql: &'static str, a: u64, b: u64) -> Result<u64, FriendError> {
+        Ok(sqlx::query(sql)
+            .bind(to_db(a))
+            .bind(to_db(b))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected())
+    }
+}
+
+impl FriendTx for PgTx {
+    async fn are_friends(&mut self, a: u64, b: u64) -> Result<bool, FriendError> {
+        self.exists(
+            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2)",
+            a,
+            b,
+        )
+        .await
+    }
+
+    async fn has_request(&mut self, from: u64, to: u64) -> Result<bool, FriendError> {
+        self.exists(
+            "SELECT EXISTS (SELECT 1 FROM friend_requests WHERE from_id = $1 AND to_id = $2)",
+            from,
+            to,
+        )
+        .await
+    }
+
+    async fn friend_count(&mut self, user: u64) -> Result<usize, FriendError> {
+        self.count("SELECT count(*) FROM friendships WHERE user_id = $1", user)
+            .await
+    }
+
+    async fn outgoing_requests(&mut self, user: u64) -> Result<usize, FriendError> {
+        self.count(
+            "SELECT count(*) FROM friend_requests WHERE from_id = $1",
+            user,
+        )
+        .await
+    }
+
+    async fn add_request(&mut self, from: u64, to: u64) -> Result<(), FriendError> {
+        self.execute(
+            "INSERT INTO friend_requests (from_id, to_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            from,
+            to,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn drop_requests(&mut self, a: u64, b: u64) -> Result<bool, FriendError> {
+        let dropped = self
+            .execute(
+                "DELETE FROM friend_requests \
+                 WHERE (from_id = $1 AND to_id = $2) OR (from_id = $2 AND to_id = $1)",
+                a,
+                b,
+            )
+            .await?;
+        Ok(dropped > 0)
+    }
+
+    async fn add_friendship(&mut self, a: u64, b: u64) -> Result<bool, FriendError> {
+        let added = self
+            .execute(
+                "INSERT INTO friendships (user_id, friend_id) VALUES ($1, $2), ($2, $1) \
+                 ON CONFLICT DO NOTHING",
+                a,
+                b,
+            )
+            .await?;
+        Ok(added > 0)
+    }
+
+    async fn drop_friendship(&mut self, a: u64, b: u64) -> Result<bool, FriendError> {
+        let dropped = self
+            .execute(
+                "DELETE FROM friendships \
+                 WHERE (user_id = $1 AND friend_id = $2) OR (user_id = $2 AND friend_id = $1)",
+                a,
+                b,
+            )
+            .await?;
+        Ok(dropped > 0)
+    }
+
+    async fn put_setting(
+        &mut self,
+        user: u64,
+        friend: u64,
+        setting: Option<FriendSetting>,
+    ) -> Result<(), FriendError> {
+        match setting {
+            Some(setting) => sqlx::query(
+                "INSERT INTO friend_sharing (user_id, friend_id, precision, until_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, friend_id) \
+                 DO UPDATE SET precision = EXCLUDED.precision, until_ms = EXCLUDED.until_ms",
+            )
+            .bind(to_db(user))
+            .bind(to_db(friend))
+            .bind(setting.precision.as_str())
+            .bind(setting.until_ms),
+            None => sqlx::query("DELETE FROM friend_sharing WHERE user_id = $1 AND friend_id = $2")
+                .bind(to_db(user))
+                .bind(to_db(friend)),
+        }
+        .execute(&mut *self.tx)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn put_sharing(&mut self, user: u64, sharing: Sharing) -> Result<(), FriendError> {
+        if sharing == Sharing::default() {
+            sqlx::query("DELETE FROM sharing WHERE user_id = $1")
+                .bind(to_db(user))
+                .execute(&mut *self.tx)
+                .await
+                .map_err(unavailable)?;
+        } else {
+            sqlx::query(
+                "INSERT INTO sharing (user_id, enabled, until_ms, precision) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id) DO UPDATE SET enabled = EXCLUDED.enabled, \
+                 until_ms = EXCLUDED.until_ms, precision = EXCLUDED.precision",
+            )
+            .bind(to_db(user))
+            .bind(sharing.enabled)
+            .bind(sharing.until_ms)
+            .bind(sharing.precision.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn log(&mut self, users: &[u64]) -> Result<(), FriendError> {
+        self.log.extend_from_slice(users);
+        Ok(())
     }
 }
