@@ -497,12 +497,9 @@ impl Gateway {
     /// `deadline` passes; true if it was. The drain calls it after the sessions have ended, so
     /// nothing accepted before SIGTERM is lost to the exit.
     pub async fn history_flushed(&self, deadline: Duration) -> bool {
-        let wait = async {
-            while self.inner.metrics.history_queued.load(Ordering::Acquire) > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(deadline, wait).await.is_ok()
+        tokio::time::timeout(deadline, self.inner.history.flushed())
+            .await
+            .is_ok()
     }
 
     /// Counts a session as running until the returned guard is dropped; [`Gateway::drained`]

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 /// Rows per INSERT at most.
 const BATCH: usize = 2_000;
@@ -34,6 +34,8 @@ pub struct History {
     metrics: Arc<GatewayMetrics>,
     /// Batch writes that failed (each is retried), since the start.
     failed_writes: Arc<AtomicU64>,
+    /// Woken by the writer when the queue empties (see [`History::flushed`]).
+    emptied: Arc<Notify>,
 }
 
 impl History {
@@ -43,6 +45,7 @@ impl History {
             queue: None,
             metrics,
             failed_writes: Arc::default(),
+            emptied: Arc::default(),
         }
     }
 
@@ -50,16 +53,19 @@ impl History {
     pub fn postgres(pool: PgPool, metrics: Arc<GatewayMetrics>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let failed_writes = Arc::new(AtomicU64::new(0));
+        let emptied = Arc::new(Notify::new());
         tokio::spawn(write_batches(
             pool,
             rx,
             Arc::clone(&metrics),
             Arc::clone(&failed_writes),
+            Arc::clone(&emptied),
         ));
         Self {
             queue: Some(tx),
             metrics,
             failed_writes,
+            emptied,
         }
     }
 
@@ -67,6 +73,22 @@ impl History {
     /// observe the writer waiting out an outage instead of sleeping and hoping.
     pub fn failed_writes(&self) -> u64 {
         self.failed_writes.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every row accepted so far is written (the queue is empty). Woken by the
+    /// writer when a batch empties the queue, not polled.
+    pub async fn flushed(&self) {
+        loop {
+            // Registered before the count is read, so an emptying between the two still wakes
+            // this waiter.
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            emptied.as_mut().enable();
+            if self.metrics.history_queued.load(Ordering::Acquire) <= 0 {
+                return;
+            }
+            emptied.await;
+        }
     }
 
     /// Whether history is kept.
@@ -93,6 +115,7 @@ async fn write_batches(
     mut rx: mpsc::Receiver<Row>,
     metrics: Arc<GatewayMetrics>,
     failed_writes: Arc<AtomicU64>,
+    emptied: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     // Worst case (jitter included) 2 s between attempts, as before the shared policy.
@@ -106,9 +129,11 @@ async fn write_batches(
                 metrics
                     .history_written
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                metrics
-                    .history_queued
-                    .fetch_sub(batch.len() as i64, Ordering::Relaxed);
+                let written = batch.len() as i64;
+                let queued = metrics.history_queued.fetch_sub(written, Ordering::AcqRel);
+                if queued - written <= 0 {
+                    emptied.notify_waiters();
+                }
                 batch.clear();
                 if retry.failures() > 0 {
                     tracing::info!("location history writes resumed");
