@@ -433,14 +433,13 @@ impl App {
     /// `/readyz` once the catalog is in.
     ///
     /// ```
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// use nearby_services::app::{App, Config, Settings};
     /// let settings = Settings { secret: Some("0123456789abcdef0123".into()), ..Settings::default() };
     /// let app = App::from_config(Config::from_settings(&settings, "127.0.0.1:0".parse()?)?).await?;
     /// assert!(app.state().gateway().is_some());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # })
-    /// # }
+    /// # }).unwrap();
     /// ```
     ///
     /// # Errors
