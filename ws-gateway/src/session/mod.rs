@@ -297,7 +297,7 @@ impl Session {
             let step = match wake {
                 Wake::Frame(frame) => self.on_frame(frame, now).await,
                 Wake::Mailbox => {
-                    self.on_mailbox().await;
+                    self.on_mailbox(now).await;
                     None
                 }
                 Wake::Expiry => {
@@ -584,7 +584,7 @@ impl Session {
 
     /// Friends' events, and changes to friendships and sharing marked by the audience
     /// watcher (applied first: an event is judged by the newest grant).
-    async fn on_mailbox(&mut self) {
+    async fn on_mailbox(&mut self, woken: Now) {
         let pending = self.mailbox.take();
         if pending.reload {
             self.own_reload = true;
@@ -592,10 +592,13 @@ impl Session {
         for friend in pending.recheck {
             self.friends.mark(friend);
         }
-        if self.own_reload || self.friends.marked_count() > 0 {
+        // The wake's reading of the clocks serves unless a re-read of the store was awaited.
+        let now = if self.own_reload || self.friends.marked_count() > 0 {
             self.apply_audience().await;
-        }
-        let now = self.clock.now();
+            self.clock.now()
+        } else {
+            woken
+        };
         let fresh = self.is_fresh();
         let me = self.last_fix.map(|fix| fix.position);
         let metrics = self.gateway.metrics();

@@ -133,15 +133,7 @@ pub(crate) async fn connect(
     let args = &shared.args;
     let source =
         args.source_ips[shared.next_source.fetch_add(1, Ordering::Relaxed) % args.source_ips.len()];
-    let socket = if source.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(|err| format!("socket: {}", io_kind(&err)))?;
-    socket
-        .bind(SocketAddr::new(source, 0))
-        .map_err(|err| format!("bind: {}", io_kind(&err)))?;
+    let socket = bound_socket(source)?;
     let stream = socket
         .connect(shared.target)
         .await
@@ -206,6 +198,21 @@ pub(crate) async fn connect(
             None => return Err("closed before the snapshot".to_owned()),
         }
     }
+}
+
+/// A TCP socket bound to `source` (one of the loopback source addresses the clients spread
+/// over, so more connections fit than one address's ports allow), not yet connected.
+pub(crate) fn bound_socket(source: std::net::IpAddr) -> Result<TcpSocket, String> {
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|err| format!("socket: {}", io_kind(&err)))?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|err| format!("bind: {}", io_kind(&err)))?;
+    Ok(socket)
 }
 
 pub(crate) fn io_kind(err: &std::io::Error) -> String {

@@ -1,15 +1,14 @@
 //! Sharing precisions, set over plain HTTP/1.1 before any WebSocket opens.
 
 use crate::circles::approximate_sharer;
-use crate::session::{io_kind, short};
+use crate::session::{bound_socket, io_kind, short};
 use crate::shared::Shared;
 use nearby_services::auth::unix_now;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 // --- sharing precisions -------------------------------------------------------------------
 
@@ -137,15 +136,7 @@ pub(crate) async fn http_connect(
 ) -> Result<BufReader<TcpStream>, String> {
     let ips = &shared.args.source_ips;
     let source = ips[worker % ips.len()];
-    let socket = if source.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(|err| format!("socket: {}", io_kind(&err)))?;
-    socket
-        .bind(SocketAddr::new(source, 0))
-        .map_err(|err| format!("bind: {}", io_kind(&err)))?;
+    let socket = bound_socket(source)?;
     let stream = tokio::time::timeout(Duration::from_secs(10), socket.connect(shared.target))
         .await
         .map_err(|_| "connect: timeout".to_owned())?
