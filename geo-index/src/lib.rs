@@ -42,6 +42,8 @@
 //! - `region`: [`Region`] and [`Polygon`]: a box or GeoJSON polygons a search is restricted
 //!   to, and how an index cell relates to them (outside, inside, or both).
 //! - `tag`: [`Tag`], one of 64 labels an entry may carry; the quadtree prunes subtrees by it.
+//! - `ties`: [`TieOrder::ties_by`], equal distances in the caller's order (a business id, not
+//!   an entry id), lazily.
 //! - `tile`: Web Mercator [`Tile`]s and the [`Cluster`]s a zoomed-out map draws.
 //! - `search`: the best-first traversal all index kinds share; an index kind only says how to
 //!   open one of its cells.
@@ -72,6 +74,7 @@ mod s2_index;
 mod search;
 mod slots;
 mod tag;
+mod ties;
 mod tile;
 
 pub use bbox::BoundingBox;
@@ -88,6 +91,7 @@ pub use region::{MAX_VERTICES, Polygon, Region};
 #[cfg(feature = "s2")]
 pub use s2_index::S2Index;
 pub use tag::Tag;
+pub use ties::{Ranked, TieOrder, TiesBy};
 pub use tile::{Cluster, MAX_TILE_ZOOM, MERCATOR_MAX_LATITUDE, Tile, TileGrid};
 
 /// An entry's id. Ids index a dense table, so memory grows with the largest id: allocate them

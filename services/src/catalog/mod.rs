@@ -10,7 +10,9 @@
 mod records;
 
 use crate::business::{Business, BusinessId, BusinessRef, Category};
-use geo_index::{EntryId, HeapSize, Keyset, LatLng, Query, Region, SpatialIndex, Tag, Tile};
+use geo_index::{
+    EntryId, HeapSize, Keyset, LatLng, Query, Ranked, Region, SpatialIndex, Tag, TieOrder, Tile,
+};
 use records::{NewRecord, Records};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -103,6 +105,12 @@ pub struct Hit<'a> {
     pub business: BusinessRef<'a>,
     /// Great-circle distance from the centre, metres.
     pub distance_m: f64,
+}
+
+impl Ranked for Hit<'_> {
+    fn distance_m(&self) -> f64 {
+        self.distance_m
+    }
 }
 
 /// A page of results and where the next one starts.
@@ -467,10 +475,10 @@ impl Catalog {
 
     /// One page of the businesses within the radius, nearest first, ties by id.
     ///
-    /// The index orders ties by entry id, the API by business id; so the page is cut only
-    /// after the whole run of results sharing its last distance has been read, and sorted by
-    /// `(distance, business id)`. Resuming starts at the cursor's distance and skips the ids
-    /// already served at exactly that distance.
+    /// The index orders ties by entry id, the API by business id: [`TieOrder::ties_by`]
+    /// reorders each run of equal distance. Resuming starts at the cursor's distance (the
+    /// whole run there is read again) and skips the ids already served at exactly that
+    /// distance.
     ///
     /// ```
     /// # use nearby_services::catalog::{Catalog, SearchRequest};
@@ -511,43 +519,33 @@ impl Catalog {
         }
 
         let limit = request.limit.max(1);
-        let mut found: Vec<Hit> = Vec::with_capacity(limit + 1);
-        for neighbour in self.index.search(query) {
-            let Some(business) = self.records.view(neighbour.id, neighbour.position) else {
-                continue;
-            };
-            if let Some((distance_m, id)) = &request.after
-                && neighbour.distance_m == *distance_m
-                && business.id <= id.as_str()
-            {
-                continue;
-            }
-            if found.len() > limit
-                && found
-                    .last()
-                    .is_some_and(|last| last.distance_m < neighbour.distance_m)
-            {
-                break;
-            }
-            found.push(Hit {
-                business,
-                distance_m: neighbour.distance_m,
-            });
-        }
-        found.sort_by(|a, b| {
-            a.distance_m
-                .total_cmp(&b.distance_m)
-                .then_with(|| a.business.id.cmp(b.business.id))
-        });
-        let next = if found.len() > limit {
-            found.truncate(limit);
-            found
-                .last()
+        let after = request.after.as_ref();
+        let mut hits: Vec<Hit> = self
+            .index
+            .search(query)
+            .filter_map(|neighbour| {
+                let business = self.records.view(neighbour.id, neighbour.position)?;
+                Some(Hit {
+                    business,
+                    distance_m: neighbour.distance_m,
+                })
+            })
+            .ties_by(|a, b| a.business.id.cmp(b.business.id))
+            .skip_while(|hit| {
+                after.is_some_and(|(distance_m, id)| {
+                    hit.distance_m == *distance_m && hit.business.id <= id.as_str()
+                })
+            })
+            .take(limit + 1)
+            .collect();
+        let next = if hits.len() > limit {
+            hits.truncate(limit);
+            hits.last()
                 .map(|hit| (hit.distance_m, BusinessId::trusted(hit.business.id)))
         } else {
             None
         };
-        SearchPage { hits: found, next }
+        SearchPage { hits, next }
     }
 
     /// The businesses inside `region` (of `category`, if given), grouped by the Web Mercator
