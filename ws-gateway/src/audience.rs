@@ -28,7 +28,11 @@ use crate::metrics::GatewayMetrics;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock (the system's monotonic clock outside paused tests): sessions judge freshness
+// on the same clock as their timers, so a paused test moves both together.
+use tokio::time::Instant;
 
 /// How the watcher follows the log.
 ///
@@ -86,7 +90,7 @@ impl AudienceWatcher {
     /// ```
     /// use nearby_ws_gateway::audience::{AudienceConfig, AudienceWatcher};
     /// let watcher = AudienceWatcher::new(AudienceConfig::default());
-    /// assert!(!watcher.is_fresh(std::time::Instant::now()));
+    /// assert!(!watcher.is_fresh(tokio::time::Instant::now()));
     /// assert_eq!(watcher.cursor(), None);
     /// ```
     pub fn new(config: AudienceConfig) -> Self {

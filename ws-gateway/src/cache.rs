@@ -10,7 +10,11 @@ use crate::location::Fix;
 use crate::redis_link::RedisLink;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock (the system's monotonic clock outside paused tests), so a paused test sees
+// entries expire as its virtual time passes.
+use tokio::time::Instant;
 
 /// The Redis key of a user's cached location.
 ///

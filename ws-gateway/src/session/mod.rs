@@ -261,10 +261,12 @@ impl Session {
         }
     }
 
-    /// Whether the node read the audience log recently enough to vouch for grants. (The
-    /// watcher keeps its own clock, the system's monotonic one.)
+    /// Whether the node read the audience log recently enough to vouch for grants (on tokio's
+    /// monotonic clock, the one the watcher and the session's timers use).
     fn is_fresh(&self) -> bool {
-        self.gateway.audience().is_fresh(std::time::Instant::now())
+        self.gateway
+            .audience()
+            .is_fresh(tokio::time::Instant::now())
     }
 
     async fn serve<S>(&mut self, socket: &mut S) -> End

@@ -234,7 +234,7 @@ const GHOST: Sharing = Sharing {
     precision: Precision::Exact,
 };
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_reread_is_retried_and_the_friend_is_withheld_meanwhile() {
     let gateway = gateway(fast_audience(), &[(1, 2), (1, 3)]).await;
     let alice = Client::open(&gateway, 1, false).await;
@@ -278,7 +278,7 @@ async fn a_failed_reread_is_retried_and_the_friend_is_withheld_meanwhile() {
         .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn while_the_audience_log_cannot_be_read_no_location_is_forwarded() {
     let gateway = gateway(fast_audience(), &[(1, 2)]).await;
     let alice = Client::open(&gateway, 1, false).await;
@@ -341,7 +341,7 @@ async fn while_the_audience_log_cannot_be_read_no_location_is_forwarded() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_snapshot_that_cannot_be_trusted_says_unavailable_and_comes_later() {
     let gateway = gateway(fast_audience(), &[(1, 2)]).await;
     publish_from_elsewhere(&gateway, 2, 0).await;
@@ -370,7 +370,7 @@ async fn a_snapshot_that_cannot_be_trusted_says_unavailable_and_comes_later() {
     assert_eq!(snapshot["friends"][0]["user_id"], 2, "{snapshot}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_change_between_the_load_and_the_subscription_is_applied() {
     let gateway = gateway(fast_audience(), &[(1, 2), (1, 3)]).await;
     // The upgrade notes the cursor and reads Alice's friends (Bob among them)...
@@ -431,7 +431,7 @@ fn set(precision: Precision, until_ms: Option<i64>) -> Option<crate::friends::Fr
     })
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_approximate_viewer_sees_cell_centres_and_only_changes_of_cell() {
     let gateway = gateway(fast_audience(), &[(1, 2)]).await;
     gateway
@@ -491,7 +491,7 @@ async fn an_approximate_viewer_sees_cell_centres_and_only_changes_of_cell() {
     assert!(seen.len() >= 2, "a 3 km walk changes cell: {seen:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn hidden_sends_friend_gone_and_nothing_more_and_keeps_out_of_snapshots() {
     let gateway = gateway(fast_audience(), &[(1, 2), (1, 3), (1, 4)]).await;
     publish_at(&gateway, 3, 10.0, 20.001).await;
@@ -538,6 +538,9 @@ async fn hidden_sends_friend_gone_and_nothing_more_and_keeps_out_of_snapshots() 
     assert_eq!(ids, vec![serde_json::json!(4)], "{snapshot}");
 }
 
+// On the wall clock on purpose: the setting's `until` is Unix time read through the system
+// clock, end to end (store, session, timer); `a_session_reads_the_time_from_its_clock`
+// covers the same rule on virtual time.
 #[tokio::test]
 async fn a_setting_that_expires_into_a_narrower_default_narrows_on_time() {
     let gateway = gateway(fast_audience(), &[(1, 2)]).await;
@@ -586,7 +589,7 @@ async fn a_setting_that_expires_into_a_narrower_default_narrows_on_time() {
     assert!(clock::now_ms() > until);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_session_reads_the_time_from_its_clock() {
     let gateway = gateway(fast_audience(), &[(1, 2)]).await;
     // Bob hides from Alice for an hour of the wall clock; Alice's session runs on a clock
@@ -635,7 +638,7 @@ async fn gateway(config: GatewayConfig, pairs: &[(u64, u64)]) -> Gateway {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_friend_moving_is_pushed_and_a_stranger_is_not() {
     let gateway = gateway(GatewayConfig::default(), &[(1, 2)]).await;
     let alice = Client::open(&gateway, 1, false).await;
@@ -669,7 +672,7 @@ async fn a_friend_moving_is_pushed_and_a_stranger_is_not() {
     assert_eq!(gateway.metrics().sessions.load(Ordering::Relaxed), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_fix_delivered_again_or_late_is_not_pushed_again() {
     let gateway = gateway(GatewayConfig::default(), &[(1, 2)]).await;
     let alice = Client::open(&gateway, 1, false).await;
@@ -777,7 +780,7 @@ async fn a_connection_that_never_sends_anything_is_closed_after_the_idle_timeout
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stuck_client_is_disconnected_and_its_backlog_coalesces() {
     let config = GatewayConfig {
         send_timeout: Duration::from_millis(200),
