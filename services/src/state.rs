@@ -3,9 +3,10 @@
 
 use crate::auth::Secret;
 use crate::business::{Business, BusinessId};
-use crate::catalog::{Applied, Catalog};
+use crate::catalog::Catalog;
 use crate::metrics::Metrics;
-use crate::store::{Change, Store, StoreError, next_revision};
+pub use crate::store::WriteError;
+use crate::store::{BusinessStore, Change, Store, write_catalog};
 use futures_util::{Stream, StreamExt};
 use nearby_ws_gateway::Gateway;
 use std::collections::{HashMap, HashSet};
@@ -79,18 +80,6 @@ struct Inner {
     created: std::time::Instant,
     /// Seconds from [`Inner::created`] to the first catalog install, once ready.
     load_time_s: OnceLock<f64>,
-}
-
-/// Why a write did not happen. In every case nothing was changed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum WriteError {
-    /// A business with that id exists.
-    Conflict,
-    /// No business with that id.
-    NotFound,
-    /// The store cannot take writes now.
-    Unavailable(StoreError),
 }
 
 impl AppState {
@@ -182,10 +171,7 @@ impl AppState {
 
     /// Write access to the catalog. Never hold it across an `.await`.
     pub(crate) fn catalog_mut(&self) -> RwLockWriteGuard<'_, Catalog> {
-        self.inner
-            .catalog
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        write_catalog(&self.inner.catalog)
     }
 
     /// The durable store.
@@ -290,25 +276,7 @@ impl AppState {
     /// # Errors
     /// [`WriteError::Conflict`] or [`WriteError::Unavailable`].
     pub async fn create(&self, business: Business) -> Result<(), WriteError> {
-        match self.store() {
-            Store::Memory(counter) => {
-                let mut catalog = self.catalog_mut();
-                if catalog.get(&business.id).is_some() {
-                    return Err(WriteError::Conflict);
-                }
-                catalog.upsert(business, next_revision(counter));
-                Ok(())
-            }
-            Store::Postgres(store) => {
-                let revision = store
-                    .create(&business)
-                    .await
-                    .map_err(WriteError::Unavailable)?
-                    .ok_or(WriteError::Conflict)?;
-                self.catalog_mut().upsert(business, revision);
-                Ok(())
-            }
-        }
+        self.store().create(&self.inner.catalog, business).await
     }
 
     /// Creates or replaces a business; `true` when it was created.
@@ -316,20 +284,7 @@ impl AppState {
     /// # Errors
     /// [`WriteError::Unavailable`].
     pub async fn put(&self, business: Business) -> Result<bool, WriteError> {
-        match self.store() {
-            Store::Memory(counter) => {
-                let applied = self.catalog_mut().upsert(business, next_revision(counter));
-                Ok(applied == Applied::Created)
-            }
-            Store::Postgres(store) => {
-                let (revision, created) = store
-                    .upsert(&business)
-                    .await
-                    .map_err(WriteError::Unavailable)?;
-                self.catalog_mut().upsert(business, revision);
-                Ok(created)
-            }
-        }
+        self.store().put(&self.inner.catalog, business).await
     }
 
     /// Deletes a business.
@@ -337,25 +292,7 @@ impl AppState {
     /// # Errors
     /// [`WriteError::NotFound`] or [`WriteError::Unavailable`].
     pub async fn delete(&self, id: &BusinessId) -> Result<(), WriteError> {
-        match self.store() {
-            Store::Memory(counter) => {
-                let mut catalog = self.catalog_mut();
-                if catalog.get(id).is_none() {
-                    return Err(WriteError::NotFound);
-                }
-                catalog.remove(id, next_revision(counter));
-                Ok(())
-            }
-            Store::Postgres(store) => {
-                let revision = store
-                    .delete(id)
-                    .await
-                    .map_err(WriteError::Unavailable)?
-                    .ok_or(WriteError::NotFound)?;
-                self.catalog_mut().remove(id, revision);
-                Ok(())
-            }
-        }
+        self.store().delete(&self.inner.catalog, id).await
     }
 
     /// Keeps the catalog in step with a change feed (see

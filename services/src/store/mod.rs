@@ -3,15 +3,18 @@
 //! - `Memory` (the embedded default): the catalog is the store; revisions come from a counter.
 //! - `Postgres` (given `DATABASE_URL`): PostGIS is the source of truth; every write is committed
 //!   there first, and other nodes learn of it through the change feed.
+//!
+//! Both implement [`BusinessStore`] (`writes.rs`: the write path's contract, once); one suite
+//! (`conformance.rs`) checks them against it.
 
 #[doc(hidden)]
 pub mod conformance;
 mod postgres;
+mod writes;
 
 pub use postgres::{CHANNEL, Change, PgStore};
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+pub(crate) use writes::write as write_catalog;
+pub use writes::{BusinessStore, MemoryStore, WriteError};
 
 /// A write the store refused or could not make. Nothing was changed.
 ///
@@ -61,8 +64,8 @@ pub enum StoreError {
 /// ```
 #[derive(Clone, Debug)]
 pub enum Store {
-    /// In-memory only: revisions from a process-wide counter.
-    Memory(Arc<AtomicI64>),
+    /// In-memory only: revisions from a counter.
+    Memory(MemoryStore),
     /// PostgreSQL + PostGIS: revisions from the database's sequence.
     Postgres(PgStore),
 }
@@ -75,7 +78,7 @@ impl Store {
     /// let _ = Store::memory();
     /// ```
     pub fn memory() -> Store {
-        Store::Memory(Arc::new(AtomicI64::new(0)))
+        Store::Memory(MemoryStore::default())
     }
 
     /// True for the embedded store.
@@ -87,9 +90,4 @@ impl Store {
     pub fn is_memory(&self) -> bool {
         matches!(self, Store::Memory(_))
     }
-}
-
-/// The next revision of the embedded store.
-pub(crate) fn next_revision(counter: &AtomicI64) -> i64 {
-    counter.fetch_add(1, Ordering::Relaxed) + 1
 }
