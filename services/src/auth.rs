@@ -179,9 +179,11 @@ impl Secret {
             std::fs::create_dir_all(dir).map_err(file_error)?;
         }
         let mut key = vec![0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut key))
-            .map_err(file_error)?;
+        getrandom::fill(&mut key).map_err(|err| {
+            file_error(std::io::Error::other(format!(
+                "cannot read the OS random generator: {err}"
+            )))
+        })?;
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
